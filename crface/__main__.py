@@ -1,0 +1,5 @@
+import sys
+
+from crface.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``crface`` CLI: one module each, discovered by ``crface.cli``."""

@@ -1,0 +1,102 @@
+"""The common shape of every detector runner: image in, pre-NMS candidates out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from PIL import Image
+
+from crface.imageio import as_rgb_array
+from crface.paths import shared_path
+from crface.types import Detections
+
+
+class DetectorRunner(ABC):
+    """Runs one pretrained face detector and returns its candidates *before* NMS.
+
+    Subclasses set ``name`` and ``default_weights`` (a file name under ``shared/detectors``) and
+    implement :meth:`_detect`, which sees an RGB uint8 image already scaled/flipped and returns
+    candidates in that image's pixels. :meth:`detect` handles scale, flip, clipping, score
+    threshold and top-k, and maps everything back to the input image's pixels.
+
+    Args:
+        weights: path to the detector's weights; default ``shared/detectors/<default_weights>``.
+        score_threshold: drop candidates scoring below this (the ranker wants low ones too).
+        top_k: keep at most this many candidates, highest scores first.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    """
+
+    name: ClassVar[str]
+    default_weights: ClassVar[str]
+
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        *,
+        score_threshold: float = 0.01,
+        top_k: int = 5000,
+        device: str = "auto",
+    ) -> None:
+        self.weights = Path(weights) if weights is not None else shared_path("detectors", self.default_weights)
+        if not self.weights.is_file():
+            raise FileNotFoundError(f"{self.name} weights not found: {self.weights}")
+        self.score_threshold = float(score_threshold)
+        self.top_k = int(top_k)
+        self.device = device
+
+    @abstractmethod
+    def _detect(self, image: np.ndarray) -> Detections:
+        """Candidates for an ``HxWx3`` uint8 RGB image, in its pixels (landmarks optional)."""
+
+    def detect(self, image: Any, scale: float = 1.0, flip: bool = False) -> Detections:
+        """Run the detector at ``scale`` (optionally on the mirrored image).
+
+        Args:
+            image: anything :func:`crface.imageio.as_rgb_array` accepts.
+            scale: resize factor applied to the image before detection (1.0 = as is).
+            flip: detect on the horizontally mirrored image (boxes are mapped back).
+
+        Returns:
+            :class:`~crface.types.Detections` in the input image's pixels, sorted by decreasing
+            score, at most ``top_k`` rows with score >= ``score_threshold``, NMS *not* applied.
+        """
+        rgb = as_rgb_array(image)
+        h, w = rgb.shape[:2]
+        if scale <= 0:
+            raise ValueError(f"scale must be > 0; got {scale}")
+        work = rgb
+        if scale != 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            work = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
+        if flip:
+            work = np.ascontiguousarray(work[:, ::-1])
+        det = self._detect(work)
+        boxes, lms = det.boxes.clone(), None if det.landmarks is None else det.landmarks.clone()
+        sx, sy = work.shape[1] / w, work.shape[0] / h
+        if flip:
+            ww = work.shape[1]
+            boxes[:, [0, 2]] = ww - boxes[:, [2, 0]]
+            if lms is not None:
+                lms[..., 0] = ww - lms[..., 0]
+                if lms.shape[1] == 5:  # mirrored eyes and mouth corners swap sides
+                    lms = lms[:, [1, 0, 2, 4, 3]]
+        boxes /= torch.tensor([sx, sy, sx, sy])
+        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
+        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+        if lms is not None:
+            lms /= torch.tensor([sx, sy])
+        keep = (det.scores >= self.score_threshold) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        keep_idx = torch.nonzero(keep).flatten()
+        order = keep_idx[torch.argsort(det.scores[keep_idx], descending=True, stable=True)][: self.top_k]
+        return Detections(
+            boxes[order], det.scores[order], landmarks=None if lms is None else lms[order]
+        )
+
+    __call__ = detect
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(weights={str(self.weights)!r})"
