@@ -27,7 +27,7 @@ def shared_dir() -> Path:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Slow real-data tests run locally on demand and in CI only when CRFACE_SLOW=1.
-    if os.environ.get("CRFACE_SLOW") == "1" or config.getoption("-m"):
+    if os.environ.get("CRFACE_SLOW") == "1" or config.getoption("markexpr"):
         return
     skip = pytest.mark.skip(reason="slow test: set CRFACE_SLOW=1 or pass -m slow to run")
     for item in items:
