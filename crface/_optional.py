@@ -24,11 +24,11 @@ def require(module: str, purpose: str) -> ModuleType:
         raise ImportError(f"{purpose} needs the optional package {module!r}: {hint}") from exc
 
 
-def ort_session(path: str, device: str = "auto", **session_kwargs):
+def ort_session(model: str | bytes, device: str = "auto", **session_kwargs):
     """An onnxruntime InferenceSession on CUDA when asked/available, else CPU.
 
     Args:
-        path: the .onnx file.
+        model: the .onnx file path, or the serialised model bytes.
         device: ``"auto"`` (CUDA provider if onnxruntime-gpu sees a GPU, else CPU), ``"cpu"`` or ``"cuda"``.
 
     Raises:
@@ -46,4 +46,5 @@ def ort_session(path: str, device: str = "auto", **session_kwargs):
     providers = ["CPUExecutionProvider"]
     if device != "cpu" and "CUDAExecutionProvider" in available:
         providers.insert(0, "CUDAExecutionProvider")
-    return ort.InferenceSession(str(path), providers=providers, **session_kwargs)
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, providers=providers, **session_kwargs)

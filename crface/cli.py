@@ -1,6 +1,7 @@
 """The ``crface`` command line (also ``python -m crface``).
 
-Each sub-command lives in its own module under ``crface._cli`` exposing ``register(subparsers)``,
+Each sub-command lives in its own module under ``crface._cli`` exposing ``register(subparsers)``
+(modules whose names start with ``_`` are shared helpers),
 which adds a parser whose ``func(args) -> int`` does the work. User errors raise ``CLIError`` (or
 ValueError / FileNotFoundError / ImportError / TypeError) and become a one-line message and exit 2.
 """
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"crface {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for mod in sorted(m.name for m in pkgutil.iter_modules(_cli.__path__)):
+    for mod in sorted(m.name for m in pkgutil.iter_modules(_cli.__path__) if not m.name.startswith("_")):
         importlib.import_module(f"crface._cli.{mod}").register(sub)
     return parser
 

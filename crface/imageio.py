@@ -30,7 +30,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise FileNotFoundError(f"image file not found: {path}")
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.array(im.convert("RGB"))
     except OSError as exc:  # PIL raises UnidentifiedImageError (an OSError) for non-images
         raise ValueError(f"cannot read {path} as an image: {exc}") from exc
 
@@ -52,7 +52,7 @@ def as_rgb_array(image: Any) -> np.ndarray:
     if isinstance(image, (str, os.PathLike)):
         return load_image(image)
     if isinstance(image, Image.Image):
-        return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+        return np.array(image.convert("RGB"))
     if isinstance(image, torch.Tensor):
         t = image.detach().cpu()
         if t.ndim == 2:
@@ -90,4 +90,6 @@ def as_rgb_array(image: Any) -> np.ndarray:
         arr = np.repeat(arr, 3, axis=2)
     elif arr.shape[2] == 4:
         arr = arr[:, :, :3]
-    return np.ascontiguousarray(arr)
+    arr = np.ascontiguousarray(arr)
+    # torch.from_numpy downstream wants a writable buffer; copy read-only views (e.g. of PIL data).
+    return arr if arr.flags.writeable else arr.copy()

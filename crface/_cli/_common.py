@@ -1,0 +1,32 @@
+"""Arguments shared by sub-commands that run a ranker."""
+
+from __future__ import annotations
+
+import argparse
+
+from crface.refiner import NMS_METHODS
+
+
+def add_refiner_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", default="crface-small", help="registered name, weights file or .onnx")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"])
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--nms", default="hard", choices=[m or "none" for m in NMS_METHODS])
+    p.add_argument("--nms-iou", type=float, default=0.4)
+    p.add_argument("--score-threshold", type=float, default=0.02)
+    p.add_argument("--max-det", type=int, default=750)
+
+
+def load_refiner(args: argparse.Namespace):
+    from crface.refiner import Refiner
+
+    return Refiner.load(args.weights, device=args.device, backend=args.backend)
+
+
+def rerank_kwargs(args: argparse.Namespace) -> dict:
+    return {
+        "nms": None if args.nms == "none" else args.nms,
+        "nms_iou": args.nms_iou,
+        "score_threshold": args.score_threshold,
+        "max_det": args.max_det,
+    }

@@ -1,0 +1,248 @@
+"""The confidence ranking network of CRFace (Vesdapunt & Wang), section 3.4 / 4.3 of the paper.
+
+Inputs are a letterboxed image and the detector's top-N candidates as an ``N x 5`` matrix
+``(x, y, w, h, confidence)``, sorted by confidence and zero-padded. A feature pyramid over a
+backbone sees the image; the Box Processing Network (BPN) sees the matrix as a one-channel
+``N x 5`` "image", and its features are nearest-interpolated onto each backbone stage and
+concatenated. Per pyramid level a confidence module (3x3 conv, global average pooling, a fully
+connected layer to N outputs) predicts a residual; the levels are averaged, added to the input
+confidences and clipped to [0, 1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from crface.backbones import BACKBONES, build_backbone
+
+# Per-channel RGB statistics of natural images; inputs are 0-255 floats.
+_MEAN = (123.675, 116.28, 103.53)
+_STD = (58.395, 57.12, 57.375)
+
+
+@dataclass(frozen=True)
+class RankerConfig:
+    """Every architectural choice of the ranker; saved inside each weights file.
+
+    Attributes:
+        num_boxes: N, the number of candidates the network takes (paper: 5000). More are truncated
+            to the top-N by score; fewer are zero-padded.
+        image_size: working size S: the image is resized so its long side is S and padded to S x S.
+        backbone: ``"mobilenet"`` (MobileNetV1, ``width_mult``), ``"resnet18"`` or ``"resnet50"``.
+        width_mult: MobileNet width multiplier (0.25 matches RetinaFace-MobileNet-0.25's body).
+        bpn_channels: BPN width (paper: 64).
+        bpn_layers: BPN depth, a multiple of 3 (paper: 9); every third layer feeds a pyramid level.
+        bpn_kernel: BPN kernel (rows over candidates, columns over the 5 fields; paper: 3 x 5).
+        fpn_channels: channels of the pyramid merge convs (paper: 256; small model: 64).
+        head_channels: channels of the confidence module's 3x3 conv (paper: 256; small: 64).
+        leaky_slope: negative slope of every LeakyReLU.
+        residual: add the predicted residual to the input confidence (paper) instead of
+            predicting the confidence directly.
+    """
+
+    num_boxes: int = 5000
+    image_size: int = 640
+    backbone: str = "mobilenet"
+    width_mult: float = 0.25
+    bpn_channels: int = 64
+    bpn_layers: int = 9
+    bpn_kernel: tuple[int, int] = (3, 5)
+    fpn_channels: int = 64
+    head_channels: int = 64
+    leaky_slope: float = 0.1
+    residual: bool = True
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}; got {self.backbone!r}")
+        if self.bpn_layers < 3 or self.bpn_layers % 3:
+            raise ValueError(f"bpn_layers must be a positive multiple of 3; got {self.bpn_layers}")
+        if self.num_boxes < 1 or self.image_size < 32:
+            raise ValueError(
+                f"num_boxes must be >= 1 and image_size >= 32; got {self.num_boxes}, {self.image_size}"
+            )
+        kh, kw = self.bpn_kernel
+        if kh % 2 == 0 or kw % 2 == 0:
+            raise ValueError(f"bpn_kernel sides must be odd; got {self.bpn_kernel}")
+        object.__setattr__(self, "bpn_kernel", (int(kh), int(kw)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-type dict (JSON / ``weights_only`` safe)."""
+        d = dataclasses.asdict(self)
+        d["bpn_kernel"] = list(self.bpn_kernel)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RankerConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ValueError listing the valid ones."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown RankerConfig keys {sorted(unknown)}; valid: {sorted(names)}")
+        d = dict(d)
+        if "bpn_kernel" in d:
+            d["bpn_kernel"] = tuple(d["bpn_kernel"])
+        return cls(**d)
+
+
+PRESETS: dict[str, RankerConfig] = {
+    # The paper's small model (sec. 5.5): MobileNet backbone, 64-channel confidence module; the
+    # BPN is 32 wide instead of 64 so that it costs less than a small detector on a laptop CPU.
+    "small": RankerConfig(bpn_channels=32),
+    # The paper's main model: ResNet-50 FPN, 256 channels, working size 1024 (WIDER width).
+    "paper": RankerConfig(
+        backbone="resnet50", image_size=1024, fpn_channels=256, head_channels=256
+    ),
+}
+
+
+def _conv(inp: int, oup: int, slope: float, kernel: int = 3) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(inp, oup, kernel, 1, kernel // 2, bias=False),
+        nn.BatchNorm2d(oup),
+        nn.LeakyReLU(slope, inplace=True),
+    )
+
+
+class BoxProcessingNetwork(nn.Module):
+    """BPN: ``(B, N, 5)`` candidates -> three ``(B, C, N, 5)`` feature maps (after layers 3, 6, 9).
+
+    The first conv expands 1 -> C channels; each later conv is residual (``x + act(conv(x))``).
+    Features of padding rows are zeroed after every layer so that padding contributes nothing
+    but zeros to its neighbours' receptive fields.
+    """
+
+    def __init__(self, cfg: RankerConfig) -> None:
+        super().__init__()
+        kh, kw = cfg.bpn_kernel
+        ch = cfg.bpn_channels
+        self.layers = nn.ModuleList(
+            nn.Conv2d(1 if i == 0 else ch, ch, (kh, kw), 1, (kh // 2, kw // 2))
+            for i in range(cfg.bpn_layers)
+        )
+        self.act = nn.LeakyReLU(cfg.leaky_slope)
+        self.tap_every = cfg.bpn_layers // 3
+
+    def forward(self, boxes: Tensor, valid: Tensor) -> list[Tensor]:
+        mask = valid[:, None, :, None].to(boxes.dtype)
+        x = boxes[:, None]  # (B, 1, N, 5)
+        taps = []
+        for i, conv in enumerate(self.layers):
+            y = self.act(conv(x))
+            x = (y if i == 0 else x + y) * mask
+            if (i + 1) % self.tap_every == 0:
+                taps.append(x)
+        return taps
+
+
+class ConfidenceRanker(nn.Module):
+    """The CRFace confidence ranking network.
+
+    Forward:
+        image: ``Tensor[B, 3, S, S]`` float RGB in 0-255, letterboxed (see :func:`letterbox`).
+        boxes: ``Tensor[B, N, 5]`` rows ``(x, y, w, h, c)``: top-left corner and size divided by the
+            letterbox scale's source long side, confidence in [0, 1]; sorted by ``c`` descending;
+            padding rows all zero (a row is real iff ``w > 0``).
+
+    Returns:
+        ``Tensor[B, N]`` refined confidences in [0, 1]; padding rows are 0 and must be discarded.
+
+    Example:
+        >>> net = ConfidenceRanker(RankerConfig(num_boxes=8, image_size=64)).eval()
+        >>> net(torch.zeros(1, 3, 64, 64), torch.zeros(1, 8, 5)).shape
+        torch.Size([1, 8])
+    """
+
+    def __init__(self, config: RankerConfig | None = None) -> None:
+        super().__init__()
+        cfg = config or RankerConfig()
+        self.config = cfg
+        self.backbone = build_backbone(cfg.backbone, cfg.width_mult)
+        self.bpn = BoxProcessingNetwork(cfg)
+        s = cfg.leaky_slope
+        self.lateral = nn.ModuleList(
+            _conv(c + cfg.bpn_channels, cfg.fpn_channels, s) for c in self.backbone.out_channels
+        )
+        self.merge = nn.ModuleList(_conv(cfg.fpn_channels, cfg.fpn_channels, s) for _ in range(2))
+        self.head_conv = nn.ModuleList(
+            _conv(cfg.fpn_channels, cfg.head_channels, s) for _ in range(3)
+        )
+        self.head_fc = nn.ModuleList(nn.Linear(cfg.head_channels, cfg.num_boxes) for _ in range(3))
+        if cfg.residual:
+            # An untrained ranker is the identity: refined == input confidences.
+            for fc in self.head_fc:
+                nn.init.zeros_(fc.weight)
+                nn.init.zeros_(fc.bias)
+        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, image: Tensor, boxes: Tensor) -> Tensor:
+        valid = boxes[..., 2] > 0
+        feats = self.backbone((image - self.mean) / self.std)
+        taps = self.bpn(boxes, valid)
+        lat = [
+            lateral(torch.cat([f, F.interpolate(t, size=f.shape[-2:], mode="nearest")], dim=1))
+            for lateral, f, t in zip(self.lateral, feats, taps)
+        ]
+        # Top-down merge (coarse to fine), as in FPN.
+        p5 = lat[2]
+        p4 = self.merge[1](lat[1] + F.interpolate(p5, size=lat[1].shape[-2:], mode="nearest"))
+        p3 = self.merge[0](lat[0] + F.interpolate(p4, size=lat[0].shape[-2:], mode="nearest"))
+        outs = [
+            fc(conv(p).mean(dim=(2, 3)))
+            for p, conv, fc in zip((p3, p4, p5), self.head_conv, self.head_fc)
+        ]
+        pred = torch.stack(outs).mean(dim=0)
+        if self.config.residual:
+            pred = boxes[..., 4] + pred
+        return pred.clamp(0, 1) * valid.to(pred.dtype)
+
+    def num_parameters(self) -> int:
+        """Number of parameters."""
+        return sum(p.numel() for p in self.parameters())
+
+
+def letterbox(image: Tensor, size: int) -> tuple[Tensor, float]:
+    """Resize a ``Tensor[3, H, W]`` (uint8 or float 0-255) so its long side is ``size`` and pad
+    bottom/right with zeros to ``Tensor[3, size, size]`` float32.
+
+    Returns:
+        The padded image and the scale factor ``size / max(H, W)``.
+    """
+    h, w = image.shape[-2:]
+    scale = size / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    x = image.float()[None]
+    if (nh, nw) != (h, w):
+        x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=scale < 1)
+    return F.pad(x, (0, size - nw, 0, size - nh))[0], scale
+
+
+def box_matrix(boxes: Tensor, scores: Tensor, long_side: float, num_boxes: int) -> tuple[Tensor, Tensor]:
+    """Build the network's ``Tensor[num_boxes, 5]`` input from canonical candidates.
+
+    Args:
+        boxes: ``Tensor[K, 4]`` xyxy pixels (already validated: positive sizes).
+        scores: ``Tensor[K]`` in [0, 1].
+        long_side: the image's long side in pixels (coordinates are divided by it so they line up
+            with the letterboxed image; for square images this is the paper's w/h normalisation).
+        num_boxes: N.
+
+    Returns:
+        The zero-padded matrix, and ``order``: ``Tensor[min(K, N)]`` int64 rows of the input that
+        fill its first rows (the top-N by score, stable for ties).
+    """
+    order = torch.argsort(scores, descending=True, stable=True)[:num_boxes]
+    b = boxes[order] / long_side
+    rows = torch.stack(
+        (b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1], scores[order]), dim=1
+    )
+    out = boxes.new_zeros(num_boxes, 5)
+    out[: rows.shape[0]] = rows
+    return out, order

@@ -1,0 +1,528 @@
+"""The public API: :class:`Refiner` re-ranks a face detector's candidates and runs NMS."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from crface import __version__
+from crface._optional import ort_session, require
+from crface.imageio import as_rgb_array
+from crface.model import ConfidenceRanker, RankerConfig, box_matrix, letterbox
+from crface.ops import BOX_FORMATS, convert_boxes, suppress
+from crface.types import Detections
+from crface.weights import build_model, resolve
+
+BACKENDS = ("torch", "onnxruntime")
+INVALID_POLICIES = ("raise", "drop")
+NMS_METHODS = ("hard", "soft", "soft_gaussian", "vote", None)
+# Scores this far outside [0, 1] are float noise and get clipped; farther is a user error.
+_SCORE_TOL = 1e-4
+_ONNX_CONFIG_KEY = "crface_config"
+_ONNX_META_KEY = "crface_metadata"
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Validated candidates of one image: canonical boxes/scores plus which rows are usable."""
+
+    boxes: Tensor  # [N, 4] float32 xyxy pixels
+    scores: Tensor  # [N] float32 in [0, 1]
+    ok: Tensor  # [N] bool: rows that take part (False only for rows dropped by invalid="drop")
+    landmarks: Tensor | None  # [N, L, 2] or None
+
+
+def _as_float_tensor(x: Any, what: str) -> Tensor:
+    if isinstance(x, Tensor):
+        t = x.detach()
+    elif isinstance(x, (np.ndarray, list, tuple)):
+        if isinstance(x, np.ndarray) and x.dtype.kind not in "iuf":
+            raise TypeError(f"{what} must be real numbers; got dtype {x.dtype}")
+        try:
+            t = torch.as_tensor(np.asarray(x, dtype=np.float64))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{what} must be numeric; got {type(x).__name__} ({exc})") from exc
+    else:
+        raise TypeError(
+            f"{what} must be a numpy array, torch tensor or nested list; got {type(x).__name__}"
+        )
+    if t.dtype == torch.bool or t.is_complex():
+        raise TypeError(f"{what} must be real numbers; got dtype {t.dtype}")
+    return t.float()
+
+
+def _rows(mask: Tensor, limit: int = 10) -> str:
+    idx = torch.nonzero(mask).flatten().tolist()
+    more = f" (+{len(idx) - limit} more)" if len(idx) > limit else ""
+    return f"{idx[:limit]}{more}"
+
+
+def prepare_candidates(
+    boxes: Any,
+    scores: Any,
+    *,
+    landmarks: Any = None,
+    box_format: str = "xyxy",
+    invalid: str = "raise",
+) -> Candidates:
+    """Validate one image's candidates and convert them to the canonical format.
+
+    Policies:
+        * NaN or infinite boxes/scores always raise (a detector bug, never silently dropped).
+        * Boxes of zero or negative width/height: ``invalid="raise"`` (default) lists the rows;
+          ``invalid="drop"`` excludes them: they get refined score 0 and never appear in results.
+        * Scores must be probabilities in [0, 1] (values within 1e-4 of the range are clipped);
+          apply sigmoid/softmax to logits first.
+
+    Args:
+        boxes: ``(N, 4)`` array-like in ``box_format`` pixels.
+        scores: ``(N,)`` array-like.
+        landmarks: optional ``(N, L, 2)`` (or ``(N, 2L)``) pixel coordinates, passed through.
+        box_format: ``"xyxy"``, ``"xywh"`` or ``"cxcywh"``.
+        invalid: ``"raise"`` or ``"drop"`` for degenerate boxes.
+
+    Raises:
+        TypeError: non-numeric input.
+        ValueError: wrong shapes, mismatched lengths, NaN/inf, scores out of range, or degenerate
+            boxes under ``invalid="raise"``.
+    """
+    if box_format not in BOX_FORMATS:
+        raise ValueError(f"box_format must be one of {BOX_FORMATS}; got {box_format!r}")
+    if invalid not in INVALID_POLICIES:
+        raise ValueError(f"invalid must be one of {INVALID_POLICIES}; got {invalid!r}")
+    b = _as_float_tensor(boxes, "boxes")
+    s = _as_float_tensor(scores, "scores")
+    if b.numel() == 0 and s.numel() == 0:
+        b, s = b.reshape(0, 4), s.reshape(0)
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (N, 4); got {tuple(b.shape)}")
+    if s.ndim == 2 and s.shape[1] == 1:
+        s = s[:, 0]
+    if s.ndim != 1:
+        raise ValueError(f"scores must have shape (N,); got {tuple(s.shape)}")
+    if s.shape[0] != b.shape[0]:
+        raise ValueError(f"boxes and scores differ in length: {b.shape[0]} boxes, {s.shape[0]} scores")
+    bad = ~torch.isfinite(b).all(dim=1)
+    if bad.any():
+        raise ValueError(f"boxes contain NaN or inf in rows {_rows(bad)}")
+    bad = ~torch.isfinite(s)
+    if bad.any():
+        raise ValueError(f"scores contain NaN or inf in rows {_rows(bad)}")
+    bad = (s < -_SCORE_TOL) | (s > 1 + _SCORE_TOL)
+    if bad.any():
+        raise ValueError(
+            f"scores must be probabilities in [0, 1]; rows {_rows(bad)} are outside "
+            f"(range [{s.min():.4g}, {s.max():.4g}]). Apply sigmoid/softmax to logits first."
+        )
+    s = s.clamp(0, 1)
+    b = convert_boxes(b, box_format, "xyxy")
+    ok = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+    if invalid == "raise" and not ok.all():
+        raise ValueError(
+            f"boxes with zero or negative width/height in rows {_rows(~ok)} (after {box_format} -> "
+            "xyxy); pass invalid='drop' to ignore them"
+        )
+    lm = None
+    if landmarks is not None:
+        lm = _as_float_tensor(landmarks, "landmarks")
+        if lm.ndim == 2 and lm.shape[1] % 2 == 0:
+            lm = lm.reshape(lm.shape[0], -1, 2)
+        if lm.ndim != 3 or lm.shape[0] != b.shape[0] or lm.shape[2] != 2:
+            raise ValueError(
+                f"landmarks must have shape ({b.shape[0]}, L, 2) or ({b.shape[0]}, 2L); got "
+                f"{tuple(landmarks.shape) if hasattr(landmarks, 'shape') else type(landmarks).__name__}"
+            )
+    return Candidates(b, s, ok, lm)
+
+
+class _TorchBackend:
+    def __init__(self, model: ConfidenceRanker, device: torch.device) -> None:
+        self.model = model.to(device).eval()
+        self.device = device
+
+    @torch.inference_mode()
+    def __call__(self, images: Tensor, boxes: Tensor) -> Tensor:
+        return self.model(images.to(self.device), boxes.to(self.device)).float().cpu()
+
+
+class _OrtBackend:
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    def __call__(self, images: Tensor, boxes: Tensor) -> Tensor:
+        feed = {"image": images.cpu().numpy(), "boxes": boxes.cpu().numpy()}
+        return torch.from_numpy(self.session.run(["scores"], feed)[0])
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device not in ("auto", "cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} requested but torch sees no CUDA device")
+    return torch.device(device)
+
+
+class Refiner:
+    """Re-ranks a face detector's candidate confidences with a CRFace ranker, then runs NMS.
+
+    Build one with :meth:`load`. Feed it the detector's candidates *before* NMS (or with a very
+    low NMS/score threshold): the ranker re-orders them and does the suppression itself.
+
+    Example:
+        >>> import numpy as np
+        >>> refiner = Refiner.load("crface-small", device="cpu")
+        >>> image = np.zeros((240, 320, 3), np.uint8)
+        >>> faces = refiner.rerank(image, [[10, 10, 60, 70], [12, 11, 61, 69]], [0.9, 0.8])
+        >>> len(faces), faces.indices.tolist()
+        (1, [0])
+    """
+
+    def __init__(
+        self,
+        config: RankerConfig,
+        forward: Callable[[Tensor, Tensor], Tensor],
+        *,
+        model: ConfidenceRanker | None = None,
+        metadata: dict[str, Any] | None = None,
+        backend: str = "torch",
+        device: torch.device | None = None,
+        batch_size: int = 8,
+    ) -> None:
+        self.config = config
+        self.metadata = dict(metadata or {})
+        self.backend = backend
+        self.device = device or torch.device("cpu")
+        self.batch_size = int(batch_size)
+        self.model = model
+        self._forward = forward
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def load(
+        cls,
+        name_or_path: str | os.PathLike = "crface-small",
+        *,
+        device: str = "auto",
+        backend: str = "torch",
+        batch_size: int = 8,
+    ) -> Refiner:
+        """Load a registered model (see :func:`crface.list_weights`) or a weights / ``.onnx`` file.
+
+        Args:
+            name_or_path: a registered name, a crface weights file, or an ``.onnx`` export.
+            device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+            backend: ``"torch"`` or ``"onnxruntime"`` (needs ``crface[onnx]``, or ``crface[gpu]``
+                for CUDA). A weights file is exported to ONNX in memory for the latter.
+            batch_size: images per forward pass in :meth:`rerank_batch`.
+
+        Raises:
+            ValueError: unknown backend/device, corrupt file, checksum mismatch.
+            FileNotFoundError: unknown name and no such file (the message lists registered names).
+        """
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+        path = resolve(name_or_path)
+        if path.suffix == ".onnx":
+            if backend != "onnxruntime":
+                raise ValueError(f"{path} is an ONNX model: load it with backend='onnxruntime'")
+            return cls._from_onnx(path, device, batch_size)
+        model, metadata = build_model(path)
+        if metadata.get("trained") is False:
+            warnings.warn(
+                f"{os.fspath(name_or_path)!r} is an UNTRAINED initialisation: refined scores equal "
+                "the input scores until trained weights are installed",
+                UserWarning,
+                stacklevel=2,
+            )
+        if backend == "onnxruntime":
+            buf = io.BytesIO()
+            export_onnx(model, buf, metadata)
+            return cls._from_onnx(buf.getvalue(), device, batch_size)
+        return cls.from_model(model, device=device, metadata=metadata, batch_size=batch_size)
+
+    @classmethod
+    def from_model(
+        cls,
+        model: ConfidenceRanker,
+        *,
+        device: str = "auto",
+        metadata: dict[str, Any] | None = None,
+        batch_size: int = 8,
+    ) -> Refiner:
+        """Wrap an in-memory :class:`~crface.model.ConfidenceRanker` (e.g. during training)."""
+        dev = _resolve_device(device)
+        return cls(
+            model.config,
+            _TorchBackend(model, dev),
+            model=model,
+            metadata=metadata,
+            backend="torch",
+            device=dev,
+            batch_size=batch_size,
+        )
+
+    @classmethod
+    def _from_onnx(cls, source: Path | bytes, device: str, batch_size: int) -> Refiner:
+        session = ort_session(source, device)
+        props = session.get_modelmeta().custom_metadata_map
+        if _ONNX_CONFIG_KEY not in props:
+            raise ValueError(
+                f"ONNX model {source if isinstance(source, Path) else '<memory>'} carries no crface "
+                "config: export it with Refiner.export_onnx"
+            )
+        config = RankerConfig.from_dict(json.loads(props[_ONNX_CONFIG_KEY]))
+        metadata = json.loads(props.get(_ONNX_META_KEY, "{}"))
+        on_cuda = session.get_providers()[0] == "CUDAExecutionProvider"
+        return cls(
+            config,
+            _OrtBackend(session),
+            metadata=metadata,
+            backend="onnxruntime",
+            device=torch.device("cuda" if on_cuda else "cpu"),
+            batch_size=batch_size,
+        )
+
+    # ---------------------------------------------------------------- scoring
+    def _refine(self, images: Sequence[np.ndarray], cands: Sequence[Candidates]) -> list[Tensor]:
+        """Refined scores for every row of every image (dropped rows 0; rows past N unchanged)."""
+        cfg = self.config
+        results: list[Tensor] = [c.scores.clone() for c in cands]
+        jobs = []
+        for i, (img, c) in enumerate(zip(images, cands)):
+            results[i][~c.ok] = 0.0
+            rows = torch.nonzero(c.ok).flatten()
+            if rows.numel():
+                jobs.append((i, img, rows))
+        for start in range(0, len(jobs), self.batch_size):
+            chunk = jobs[start : start + self.batch_size]
+            tensors, mats, orders = [], [], []
+            for i, img, rows in chunk:
+                x, _ = letterbox(torch.from_numpy(img).permute(2, 0, 1).to(self.device), cfg.image_size)
+                mat, order = box_matrix(
+                    cands[i].boxes[rows], cands[i].scores[rows], float(max(img.shape[:2])), cfg.num_boxes
+                )
+                tensors.append(x)
+                mats.append(mat)
+                orders.append(rows[order])
+            out = self._forward(torch.stack(tensors), torch.stack(mats))
+            for (i, _, _), o, src in zip(chunk, out, orders):
+                results[i][src] = o[: src.numel()].to(results[i].dtype)
+        return results
+
+    def refine_scores(
+        self,
+        image: Any,
+        boxes: Any,
+        scores: Any,
+        *,
+        box_format: str = "xyxy",
+        invalid: str = "raise",
+    ) -> Tensor:
+        """Refined confidence for every input row, without NMS.
+
+        Args:
+            image: ``HxWx3`` uint8 RGB array, PIL image, ``CxHxW`` tensor or image path.
+            boxes: ``(N, 4)`` candidates in ``box_format`` pixels (numpy, torch or lists).
+            scores: ``(N,)`` detector confidences in [0, 1].
+            box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``.
+            invalid: policy for zero/negative-size boxes (see :func:`prepare_candidates`).
+
+        Returns:
+            ``Tensor[N]`` float32 on the CPU, aligned with the input rows. Only the top
+            ``config.num_boxes`` rows by score are refined; the others keep their input score.
+            Rows dropped by ``invalid="drop"`` get 0.
+
+        Example:
+            >>> import numpy as np
+            >>> r = Refiner.load("crface-small", device="cpu")
+            >>> r.refine_scores(np.zeros((64, 64, 3), np.uint8), [[1, 1, 20, 20]], [0.7]).shape
+            torch.Size([1])
+        """
+        cand = prepare_candidates(boxes, scores, box_format=box_format, invalid=invalid)
+        return self._refine([as_rgb_array(image)], [cand])[0]
+
+    def rerank(
+        self,
+        image: Any,
+        boxes: Any,
+        scores: Any = None,
+        *,
+        landmarks: Any = None,
+        box_format: str = "xyxy",
+        nms: str | None = "hard",
+        nms_iou: float = 0.4,
+        score_threshold: float = 0.02,
+        max_det: int | None = 750,
+        invalid: str = "raise",
+    ) -> Detections:
+        """Refine the candidates' confidences, then suppress duplicates.
+
+        Args:
+            image: ``HxWx3`` uint8 RGB array, PIL image, ``CxHxW`` tensor or image path.
+            boxes: ``(N, 4)`` candidates before NMS in ``box_format`` pixels, or a
+                :class:`~crface.types.Detections` from an adapter (then leave ``scores`` and
+                ``landmarks`` unset).
+            scores: ``(N,)`` detector confidences in [0, 1].
+            landmarks: optional ``(N, L, 2)`` points, returned aligned with the kept rows.
+            box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``.
+            nms: ``"hard"`` (default), ``"soft"`` (linear Soft-NMS), ``"soft_gaussian"``,
+                ``"vote"`` (box voting: boxes become score-weighted cluster averages) or ``None``.
+            nms_iou: IoU threshold of the suppression (0.4, as the paper).
+            score_threshold: drop candidates whose refined score is below this before NMS (0.02
+                as RetinaFace's WIDER protocol; raise it, e.g. 0.5, for display).
+            max_det: keep at most this many detections (``None`` for all).
+            invalid: policy for zero/negative-size boxes (see :func:`prepare_candidates`).
+
+        Returns:
+            :class:`~crface.types.Detections` sorted by refined score; ``indices`` are rows of
+            the input. Empty input gives an empty result.
+        """
+        cand = self._candidates(boxes, scores, landmarks, box_format, invalid)
+        refined = self._refine([as_rgb_array(image)], [cand])[0]
+        return self._suppress(cand, refined, nms, nms_iou, score_threshold, max_det)
+
+    def rerank_batch(
+        self,
+        images: Sequence[Any],
+        boxes_list: Sequence[Any],
+        scores_list: Sequence[Any] | None = None,
+        *,
+        landmarks_list: Sequence[Any] | None = None,
+        box_format: str = "xyxy",
+        nms: str | None = "hard",
+        nms_iou: float = 0.4,
+        score_threshold: float = 0.02,
+        max_det: int | None = 750,
+        invalid: str = "raise",
+    ) -> list[Detections]:
+        """:meth:`rerank` for many images with batched forward passes (``batch_size`` at a time).
+
+        ``boxes_list[i]`` may be a :class:`~crface.types.Detections` (then pass no
+        ``scores_list``). Returns one :class:`~crface.types.Detections` per image.
+        """
+        n = len(images)
+        for name, seq in (("boxes_list", boxes_list), ("scores_list", scores_list),
+                          ("landmarks_list", landmarks_list)):
+            if seq is not None and len(seq) != n:
+                raise ValueError(f"{name} has {len(seq)} entries for {n} images")
+        cands = [
+            self._candidates(
+                boxes_list[i],
+                None if scores_list is None else scores_list[i],
+                None if landmarks_list is None else landmarks_list[i],
+                box_format,
+                invalid,
+            )
+            for i in range(n)
+        ]
+        refined = self._refine([as_rgb_array(im) for im in images], cands)
+        return [
+            self._suppress(c, r, nms, nms_iou, score_threshold, max_det)
+            for c, r in zip(cands, refined)
+        ]
+
+    @staticmethod
+    def _candidates(boxes: Any, scores: Any, landmarks: Any, box_format: str, invalid: str) -> Candidates:
+        if isinstance(boxes, Detections):
+            if scores is not None or landmarks is not None:
+                raise ValueError("pass either a Detections or boxes + scores (+ landmarks), not both")
+            boxes, scores, landmarks = boxes.boxes, boxes.scores, boxes.landmarks
+            box_format = "xyxy"
+        elif scores is None:
+            raise TypeError("scores is required when boxes is not a Detections")
+        return prepare_candidates(boxes, scores, landmarks=landmarks, box_format=box_format, invalid=invalid)
+
+    @staticmethod
+    def _suppress(
+        cand: Candidates,
+        refined: Tensor,
+        nms: str | None,
+        nms_iou: float,
+        score_threshold: float,
+        max_det: int | None,
+    ) -> Detections:
+        if nms not in NMS_METHODS:
+            raise ValueError(f"nms must be one of {NMS_METHODS}; got {nms!r}")
+        if max_det is not None and max_det < 0:
+            raise ValueError(f"max_det must be >= 0 or None; got {max_det}")
+        rows = torch.nonzero(cand.ok & (refined >= score_threshold)).flatten()
+        num_lm = None if cand.landmarks is None else cand.landmarks.shape[1]
+        if rows.numel() == 0:
+            return Detections.empty(num_landmarks=num_lm)
+        keep, boxes, scores = suppress(cand.boxes[rows], refined[rows], nms, nms_iou)
+        keep, boxes, scores = keep[:max_det], boxes[:max_det], scores[:max_det]
+        idx = rows[keep]
+        lm = None if cand.landmarks is None else cand.landmarks[idx]
+        return Detections(boxes, scores, idx, lm)
+
+    # ---------------------------------------------------------------- export
+    def export_onnx(self, path: str | os.PathLike) -> Path:
+        """Export the network (dynamic batch) to ``path`` for ``Refiner.load(path, backend="onnxruntime")``.
+
+        The graph takes ``image`` ``float32[B, 3, S, S]`` (letterboxed RGB 0-255) and ``boxes``
+        ``float32[B, N, 5]`` and returns ``scores`` ``float32[B, N]``; the config and metadata
+        are stored as ONNX metadata. Pre/post-processing stays in Python.
+
+        Raises:
+            ValueError: this refiner runs on onnxruntime already (nothing to export from).
+        """
+        if self.model is None:
+            raise ValueError("export_onnx needs the torch backend (this refiner runs an ONNX graph)")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as fh:
+            export_onnx(self.model, fh, self.metadata)
+        return path
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"Refiner(backbone={c.backbone!r}, image_size={c.image_size}, num_boxes={c.num_boxes}, "
+            f"backend={self.backend!r}, device={str(self.device)!r})"
+        )
+
+
+def export_onnx(model: ConfidenceRanker, fh: Any, metadata: dict[str, Any] | None = None) -> None:
+    """Export ``model`` to ONNX (opset 18, dynamic batch) into the binary file object ``fh``."""
+    onnx = require("onnx", "ONNX export")
+    require("onnxscript", "ONNX export")
+    cfg = model.config
+    model = model.eval()
+    device = next(model.parameters()).device
+    image = torch.zeros(2, 3, cfg.image_size, cfg.image_size, device=device)
+    boxes = torch.zeros(2, cfg.num_boxes, 5, device=device)
+    batch = torch.export.Dim("batch", min=1)
+    # The exporter narrates to stdout and warns that the two inputs share one batch dim (intended).
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*axis name: batch.*")
+        program = torch.onnx.export(
+            model,
+            (image, boxes),
+            input_names=["image", "boxes"],
+            output_names=["scores"],
+            opset_version=18,
+            dynamo=True,
+            dynamic_shapes={"image": {0: batch}, "boxes": {0: batch}},
+            verbose=False,
+        )
+    proto = program.model_proto
+    for node in proto.graph.node:  # per-node stack traces would triple the file size
+        del node.metadata_props[:]
+    meta = {**(metadata or {}), "crface_version": __version__}
+    for key, value in ((_ONNX_CONFIG_KEY, cfg.to_dict()), (_ONNX_META_KEY, meta)):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    fh.write(onnx.serialize_model(proto) if hasattr(onnx, "serialize_model") else proto.SerializeToString())

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from crface.model import PRESETS, ConfidenceRanker, RankerConfig, box_matrix, letterbox
+from tests.helpers import random_boxes, random_model
+
+
+def test_untrained_ranker_is_identity() -> None:
+    model = ConfidenceRanker(RankerConfig(num_boxes=8, image_size=64)).eval()
+    boxes = torch.rand(2, 8, 5)
+    boxes[:, 5:] = 0  # padding rows
+    out = model(torch.rand(2, 3, 64, 64) * 255, boxes)
+    assert torch.equal(out[:, :5], boxes[:, :5, 4])
+    assert torch.equal(out[:, 5:], torch.zeros(2, 3))
+
+
+def test_output_range_shape_and_padding_rows() -> None:
+    model = random_model(num_boxes=12)
+    boxes = torch.rand(3, 12, 5)
+    boxes[:, 7:] = 0
+    out = model(torch.rand(3, 3, 64, 64) * 255, boxes)
+    assert out.shape == (3, 12)
+    assert ((out >= 0) & (out <= 1)).all()
+    assert (out[:, 7:] == 0).all()
+    assert not torch.equal(out[:, :7], boxes[:, :7, 4])  # a random head does change scores
+
+
+def test_bpn_features_of_padding_rows_are_zero() -> None:
+    model = random_model(num_boxes=10)
+    boxes = torch.rand(1, 10, 5)
+    boxes[:, 6:] = 0
+    for tap in model.bpn(boxes, boxes[..., 2] > 0):
+        assert tap.shape == (1, model.config.bpn_channels, 10, 5)
+        assert (tap[:, :, 6:] == 0).all()
+        assert tap[:, :, :6].abs().sum() > 0
+
+
+def test_batch_members_do_not_interact() -> None:
+    model = random_model(num_boxes=16)
+    imgs, mats = torch.rand(3, 3, 64, 64) * 255, torch.rand(3, 16, 5)
+    mats[1, 9:] = 0
+    together = model(imgs, mats)
+    for i in range(3):
+        torch.testing.assert_close(model(imgs[i : i + 1], mats[i : i + 1])[0], together[i])
+
+
+@pytest.mark.parametrize("backbone", ["mobilenet", "resnet18"])
+def test_backbones_run_and_train(backbone: str) -> None:
+    model = ConfidenceRanker(RankerConfig(num_boxes=8, image_size=64, backbone=backbone))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    img, boxes = torch.rand(2, 3, 64, 64) * 255, torch.rand(2, 8, 5)
+    before = model.eval()(img, boxes).detach()
+    model.train()
+    for _ in range(2):
+        opt.zero_grad()
+        (-model(img, boxes)[:, 0].mean()).backward()  # push row 0 up
+        opt.step()
+    after = model.eval()(img, boxes).detach()
+    assert (after[:, 0] > before[:, 0]).all()
+
+
+def test_config_round_trip_and_errors() -> None:
+    cfg = PRESETS["paper"]
+    assert RankerConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown RankerConfig keys"):
+        RankerConfig.from_dict({"bogus": 1})
+    for bad in ({"backbone": "vgg"}, {"bpn_layers": 4}, {"num_boxes": 0}, {"bpn_kernel": (2, 5)}):
+        with pytest.raises(ValueError):
+            RankerConfig(**bad)
+
+
+def test_letterbox_keeps_aspect_and_pads() -> None:
+    img = torch.full((3, 50, 100), 200, dtype=torch.uint8)
+    out, scale = letterbox(img, 64)
+    assert out.shape == (3, 64, 64) and scale == pytest.approx(0.64)
+    assert (out[:, :32] > 0).all() and (out[:, 32:] == 0).all()
+
+
+def test_box_matrix_sorts_normalises_pads_and_truncates() -> None:
+    boxes, scores = random_boxes(6, 200, 100)
+    mat, order = box_matrix(boxes, scores, 200.0, 8)
+    assert torch.equal(order, torch.argsort(scores, descending=True))
+    torch.testing.assert_close(mat[:6, 4], scores[order])
+    torch.testing.assert_close(mat[:6, :2], boxes[order, :2] / 200)
+    torch.testing.assert_close(mat[:6, 2:4], (boxes[order, 2:] - boxes[order, :2]) / 200)
+    assert (mat[6:] == 0).all()
+    mat, order = box_matrix(boxes, scores, 200.0, 4)
+    assert mat.shape == (4, 5) and torch.equal(order, torch.argsort(scores, descending=True)[:4])

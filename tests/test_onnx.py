@@ -1,0 +1,85 @@
+"""ONNX export and the onnxruntime backend: parity with PyTorch within 1e-4."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from crface.refiner import Refiner
+from tests.helpers import random_boxes, random_model
+
+pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install 'crface[onnx]')")
+pytest.importorskip("onnxscript", reason="onnxscript not installed (pip install 'crface[onnx]')")
+
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    model = random_model(num_boxes=32, image_size=96, seed=5)
+    torch_refiner = Refiner.from_model(model, device="cpu", metadata={"trained": True, "tag": "t"})
+    path = torch_refiner.export_onnx(tmp_path_factory.mktemp("onnx") / "ranker.onnx")
+    return torch_refiner, Refiner.load(path, backend="onnxruntime", device="cpu"), path
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_raw_graph_matches_torch_with_dynamic_batch(pair, batch: int) -> None:
+    import onnxruntime as ort
+
+    torch_refiner, _, path = pair
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    g = torch.Generator().manual_seed(batch)
+    image = torch.rand(batch, 3, 96, 96, generator=g) * 255
+    boxes = torch.rand(batch, 32, 5, generator=g)
+    boxes[:, 20:] = 0
+    want = torch_refiner.model(image, boxes).detach().numpy()
+    got = session.run(["scores"], {"image": image.numpy(), "boxes": boxes.numpy()})[0]
+    np.testing.assert_allclose(got, want, atol=TOL, rtol=0)
+
+
+def test_onnx_refiner_matches_torch_refiner(pair) -> None:
+    torch_refiner, onnx_refiner, _ = pair
+    assert onnx_refiner.backend == "onnxruntime"
+    assert onnx_refiner.config == torch_refiner.config
+    assert onnx_refiner.metadata["tag"] == "t"
+    rng = np.random.default_rng(0)
+    for seed, (h, w, n) in enumerate([(120, 160, 10), (300, 90, 50), (64, 64, 1)]):
+        img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        boxes, scores = random_boxes(n, w, h, seed=seed)
+        torch.testing.assert_close(
+            onnx_refiner.refine_scores(img, boxes, scores),
+            torch_refiner.refine_scores(img, boxes, scores),
+            atol=TOL,
+            rtol=0,
+        )
+        a = onnx_refiner.rerank(img, boxes, scores)
+        b = torch_refiner.rerank(img, boxes, scores)
+        assert a.indices.tolist() == b.indices.tolist()
+
+
+def test_weights_file_loads_on_onnxruntime(tmp_path) -> None:
+    from crface.weights import save_weights
+
+    path = save_weights(tmp_path / "m.pt", random_model(num_boxes=8, image_size=64), {"trained": True})
+    r = Refiner.load(path, backend="onnxruntime", device="cpu")
+    img = np.zeros((50, 70, 3), np.uint8)
+    boxes, scores = random_boxes(5, 70, 50)
+    torch.testing.assert_close(
+        r.refine_scores(img, boxes, scores),
+        Refiner.load(path, device="cpu").refine_scores(img, boxes, scores),
+        atol=TOL,
+        rtol=0,
+    )
+
+
+def test_onnx_errors(pair, tmp_path) -> None:
+    _, onnx_refiner, path = pair
+    with pytest.raises(ValueError, match="backend='onnxruntime'"):
+        Refiner.load(path)
+    with pytest.raises(ValueError, match="torch backend"):
+        onnx_refiner.export_onnx(tmp_path / "again.onnx")
+    model = torch.nn.Linear(2, 2)
+    torch.onnx.export(model, (torch.zeros(1, 2),), tmp_path / "plain.onnx", dynamo=False)
+    with pytest.raises(ValueError, match="carries no crface config"):
+        Refiner.load(tmp_path / "plain.onnx", backend="onnxruntime")
