@@ -238,7 +238,7 @@ class Refiner:
         if path.suffix == ".onnx":
             if backend != "onnxruntime":
                 raise ValueError(f"{path} is an ONNX model: load it with backend='onnxruntime'")
-            return cls._from_onnx(path, device, batch_size)
+            return cls.from_onnx(path, device, batch_size)
         model, metadata = build_model(path)
         if metadata.get("trained") is False:
             warnings.warn(
@@ -250,7 +250,7 @@ class Refiner:
         if backend == "onnxruntime":
             buf = io.BytesIO()
             export_onnx(model, buf, metadata)
-            return cls._from_onnx(buf.getvalue(), device, batch_size)
+            return cls.from_onnx(buf.getvalue(), device, batch_size)
         return cls.from_model(model, device=device, metadata=metadata, batch_size=batch_size)
 
     @classmethod
@@ -275,7 +275,8 @@ class Refiner:
         )
 
     @classmethod
-    def _from_onnx(cls, source: Path | bytes, device: str, batch_size: int) -> Refiner:
+    def from_onnx(cls, source: Path | bytes, device: str = "auto", batch_size: int = 8) -> Refiner:
+        """Run an ONNX export (a path or the serialised bytes) on onnxruntime."""
         session = ort_session(source, device)
         props = session.get_modelmeta().custom_metadata_map
         if _ONNX_CONFIG_KEY not in props:
