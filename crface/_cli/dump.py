@@ -1,0 +1,46 @@
+"""``crface dump``: cache a detector's pre-NMS candidates over a dataset (resumable)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "dump",
+        help="run a detector over a dataset and cache its candidates",
+        description="Runs a detector runner over a dataset folder (images/ + labels.txt) at the "
+        "given scales (optionally mirrored too) and stores one .npz of pre-NMS candidates per "
+        "image under OUT/<dataset>/<detector>/s<scale>[_flip]/. Re-running resumes.",
+    )
+    p.add_argument("--detector", required=True, help="runner name (see crface.detectors.RUNNERS)")
+    p.add_argument("--weights", help="detector weights (default: ../shared/detectors/<file>)")
+    p.add_argument("--data", required=True, help="dataset folder (images/, labels.txt)")
+    p.add_argument("--scales", type=float, nargs="+", default=[1.0])
+    p.add_argument("--flip", action="store_true", help="also run on mirrored images")
+    p.add_argument("--out", required=True, help="cache root")
+    p.add_argument("--score-threshold", type=float, default=0.01)
+    p.add_argument("--top-k", type=int, default=5000)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--limit", type=int, help="only the first N images")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from crface.cache import CandidateCache
+    from crface.data import load_dataset
+    from crface.detectors import get_detector
+    from crface.dump import dump_dataset
+
+    dataset = load_dataset(args.data)
+    runner = get_detector(args.detector, args.weights, score_threshold=args.score_threshold,
+                          top_k=args.top_k, device=args.device)
+    cache = CandidateCache(args.out, Path(args.data).resolve().name)
+    stats = dump_dataset(runner, args.detector, dataset, cache, args.scales, args.flip, limit=args.limit)
+    for key in sorted(set(stats.done) | set(stats.skipped)):
+        ms = stats.median_ms(key)
+        print(f"{args.detector} {key}: {stats.done.get(key, 0)} new, {stats.skipped.get(key, 0)} cached"
+              + (f", median {ms:.1f} ms/image" if ms is not None else ""))
+    print(f"cache: {cache.folder(args.detector).parent}")
+    return 0
