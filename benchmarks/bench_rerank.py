@@ -34,7 +34,9 @@ def make_candidates(n: int, w: int, h: int, seed: int = 0) -> tuple[np.ndarray, 
     rng = np.random.default_rng(seed)
     xy = rng.uniform(0, 0.9, (n, 2)) * [w, h]
     wh = rng.uniform(4, 0.1 * w, (n, 2))
-    return np.concatenate([xy, xy + wh], axis=1).astype(np.float32), rng.uniform(0, 1, n).astype(np.float32)
+    return np.concatenate([xy, xy + wh], axis=1).astype(np.float32), rng.uniform(0, 1, n).astype(
+        np.float32
+    )
 
 
 def main() -> int:
@@ -103,17 +105,25 @@ def main() -> int:
             detector.detect(image)
             times["detector RetinaFace-MNet0.25 (onnxruntime cpu)"].append(time.perf_counter() - t)
 
-    det_ms = statistics.median(times[next(k for k in times if k.startswith("detector"))]) * 1e3 if detector else None
+    det_ms = (
+        statistics.median(times[next(k for k in times if k.startswith("detector"))]) * 1e3
+        if detector
+        else None
+    )
     rows = []
-    print(f"image {w}x{h}, {args.repeats} interleaved rounds, {args.threads} threads, "
-          f"torch {torch.__version__}, weights {path.name} ({path.stat().st_size / 1e6:.2f} MB, "
-          f"{base.num_parameters() / 1e6:.2f} M params at N={base.config.num_boxes})")
+    print(
+        f"image {w}x{h}, {args.repeats} interleaved rounds, {args.threads} threads, "
+        f"torch {torch.__version__}, weights {path.name} ({path.stat().st_size / 1e6:.2f} MB, "
+        f"{base.num_parameters() / 1e6:.2f} M params at N={base.config.num_boxes})"
+    )
     print(f"{'variant':<48} {'median ms':>10} {'vs detector':>12}")
     for name, ts in times.items():
         ms = statistics.median(ts) * 1e3
         ratio = f"{ms / det_ms:.2f}x" if det_ms else "-"
         print(f"{name:<48} {ms:>10.1f} {ratio:>12}")
-        rows.append({"variant": name, "median_ms": ms, "ratio_to_detector": ms / det_ms if det_ms else None})
+        rows.append(
+            {"variant": name, "median_ms": ms, "ratio_to_detector": ms / det_ms if det_ms else None}
+        )
     for n in (1000, 5000):  # the FC heads grow with N; nothing depends on the working size
         m = ConfidenceRanker(replace(base.config, num_boxes=n))
         print(f"parameters at N={n}: {m.num_parameters() / 1e6:.2f} M")

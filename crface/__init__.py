@@ -1,8 +1,8 @@
 """crface: model-agnostic confidence ranking for face detectors (CRFace).
 
-    >>> import crface
-    >>> refiner = crface.Refiner.load("crface-small")             # doctest: +SKIP
-    >>> faces = refiner.rerank(image, boxes, scores)              # doctest: +SKIP
+>>> import crface
+>>> refiner = crface.Refiner.load("crface-small")             # doctest: +SKIP
+>>> faces = refiner.rerank(image, boxes, scores)              # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -21,7 +21,15 @@ _LAZY = {
     "load_image": "crface.imageio",
 }
 
-__all__ = [*sorted(_LAZY), "__version__"]
+__all__ = [
+    "ConfidenceRanker",
+    "Detections",
+    "RankerConfig",
+    "Refiner",
+    "__version__",
+    "list_weights",
+    "load_image",
+]
 
 if TYPE_CHECKING:
     from crface.imageio import load_image

@@ -75,7 +75,9 @@ class ResNetBody(nn.Module):
         super().__init__()
         import torchvision
 
-        net = {18: torchvision.models.resnet18, 50: torchvision.models.resnet50}[depth](weights=None)
+        net = {18: torchvision.models.resnet18, 50: torchvision.models.resnet50}[depth](
+            weights=None
+        )
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1)
         self.layer2, self.layer3, self.layer4 = net.layer2, net.layer3, net.layer4
         expansion = 4 if depth == 50 else 1

@@ -61,7 +61,10 @@ class CandidateCache:
         path = self.path(detector, scale, flip, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = det.to_numpy()
-        payload = {"boxes": arrays["boxes"].astype(np.float32), "scores": arrays["scores"].astype(np.float32)}
+        payload = {
+            "boxes": arrays["boxes"].astype(np.float32),
+            "scores": arrays["scores"].astype(np.float32),
+        }
         if arrays["landmarks"] is not None:
             payload["landmarks"] = arrays["landmarks"].astype(np.float16)
         tmp = path.with_name(path.name + ".tmp.npz")

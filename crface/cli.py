@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"crface {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for mod in sorted(m.name for m in pkgutil.iter_modules(_cli.__path__) if not m.name.startswith("_")):
+    for mod in sorted(
+        m.name for m in pkgutil.iter_modules(_cli.__path__) if not m.name.startswith("_")
+    ):
         importlib.import_module(f"crface._cli.{mod}").register(sub)
     return parser
 

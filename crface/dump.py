@@ -73,7 +73,9 @@ def dump_dataset(
         cache.write_meta(detector_name, scale, f, {**meta, "scale": scale, "flip": f})
     samples = list(dataset)[:limit]
     stats = DumpStats()
-    bar = tqdm(samples, desc=f"{detector_name} on {cache.dataset}", unit="img", disable=not progress)
+    bar = tqdm(
+        samples, desc=f"{detector_name} on {cache.dataset}", unit="img", disable=not progress
+    )
     for i, sample in enumerate(bar):
         todo = [(s, f) for s, f in variants if not cache.has(detector_name, s, f, sample.name)]
         for s, f in variants:
@@ -94,7 +96,9 @@ def dump_dataset(
         key = variant_name(scale, f)
         if stats.ms.get(key):
             cache.write_meta(
-                detector_name, scale, f,
+                detector_name,
+                scale,
+                f,
                 {**cache.read_meta(detector_name, scale, f), "median_ms": stats.median_ms(key)},
             )
     return stats

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-ImageLike = Union[np.ndarray, torch.Tensor, Image.Image, str, os.PathLike]
+ImageLike = np.ndarray | torch.Tensor | Image.Image | str | os.PathLike
 
 _ACCEPTED = (
     "an HxWx3 (or HxW / HxWx4) uint8 numpy array, a PIL image, a CxHxW torch tensor "
@@ -58,7 +58,9 @@ def as_rgb_array(image: Any) -> np.ndarray:
         if t.ndim == 2:
             t = t[None]
         if t.ndim != 3 or t.shape[0] not in (1, 3, 4):
-            raise ValueError(f"image tensor must be CxHxW with C in (1, 3, 4); got shape {tuple(image.shape)}")
+            raise ValueError(
+                f"image tensor must be CxHxW with C in (1, 3, 4); got shape {tuple(image.shape)}"
+            )
         if t.is_floating_point():
             if not torch.isfinite(t).all():
                 raise ValueError("image tensor contains NaN or inf")

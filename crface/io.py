@@ -32,7 +32,9 @@ def _rows_to_detections(rows: Any, box_format: str, source: Path) -> Detections:
     if arr.size == 0:
         return Detections.empty()
     if arr.ndim != 2 or arr.shape[1] != 5:
-        raise ValueError(f"{source}: expected rows of 5 numbers (box + score); got shape {arr.shape}")
+        raise ValueError(
+            f"{source}: expected rows of 5 numbers (box + score); got shape {arr.shape}"
+        )
     boxes = convert_boxes(torch.from_numpy(arr[:, :4]), box_format, "xyxy")
     return Detections(boxes, torch.from_numpy(arr[:, 4]))
 
@@ -98,21 +100,31 @@ def read_detections(path: str | os.PathLike, box_format: str = "xyxy") -> Detect
             raise ValueError(f"{path}: invalid JSON: {exc}") from exc
         if isinstance(data, dict):
             if "boxes" not in data or "scores" not in data:
-                raise ValueError(f"{path}: a JSON object needs 'boxes' and 'scores'; has {sorted(data)}")
+                raise ValueError(
+                    f"{path}: a JSON object needs 'boxes' and 'scores'; has {sorted(data)}"
+                )
             boxes = np.asarray(data["boxes"], dtype=np.float32).reshape(-1, 4)
             boxes_t = convert_boxes(torch.from_numpy(boxes), data.get("box_format", box_format))
-            return Detections(boxes_t, np.asarray(data["scores"], np.float32), landmarks=data.get("landmarks"))
+            return Detections(
+                boxes_t, np.asarray(data["scores"], np.float32), landmarks=data.get("landmarks")
+            )
         return _rows_to_detections(data, box_format, path)
-    raise ValueError(f"{path}: unsupported detections file type {suffix!r}; expected one of {READ_SUFFIXES}")
+    raise ValueError(
+        f"{path}: unsupported detections file type {suffix!r}; expected one of {READ_SUFFIXES}"
+    )
 
 
-def write_detections(path: str | os.PathLike, detections: Detections, image_name: str = "image") -> Path:
+def write_detections(
+    path: str | os.PathLike, detections: Detections, image_name: str = "image"
+) -> Path:
     """Write detections as ``.json`` (xyxy + indices + landmarks), ``.npy`` (``N x 5`` xyxy+score)
     or ``.txt`` (WIDER FACE prediction file, ``x y w h score``)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in WRITE_SUFFIXES:
-        raise ValueError(f"{path}: unsupported output type {suffix!r}; expected one of {WRITE_SUFFIXES}")
+        raise ValueError(
+            f"{path}: unsupported output type {suffix!r}; expected one of {WRITE_SUFFIXES}"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     arr = detections.to_numpy()
     if suffix == ".json":
@@ -121,6 +133,9 @@ def write_detections(path: str | os.PathLike, detections: Detections, image_name
         np.save(path, np.concatenate([arr["boxes"], arr["scores"][:, None]], axis=1))
     else:
         xywh = detections.xywh.detach().cpu().numpy()
-        rows = [f"{x:.2f} {y:.2f} {w:.2f} {h:.2f} {s:.6f}" for (x, y, w, h), s in zip(xywh, arr["scores"])]
+        rows = [
+            f"{x:.2f} {y:.2f} {w:.2f} {h:.2f} {s:.6f}"
+            for (x, y, w, h), s in zip(xywh, arr["scores"])
+        ]
         path.write_text("\n".join([Path(image_name).stem, str(len(rows)), *rows]) + "\n")
     return path

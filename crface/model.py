@@ -220,11 +220,15 @@ def letterbox(image: Tensor, size: int) -> tuple[Tensor, float]:
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
     x = image.float()[None]
     if (nh, nw) != (h, w):
-        x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=scale < 1)
+        x = F.interpolate(
+            x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=scale < 1
+        )
     return F.pad(x, (0, size - nw, 0, size - nh))[0], scale
 
 
-def box_matrix(boxes: Tensor, scores: Tensor, long_side: float, num_boxes: int) -> tuple[Tensor, Tensor]:
+def box_matrix(
+    boxes: Tensor, scores: Tensor, long_side: float, num_boxes: int
+) -> tuple[Tensor, Tensor]:
     """Build the network's ``Tensor[num_boxes, 5]`` input from canonical candidates.
 
     Args:

@@ -112,7 +112,9 @@ def prepare_candidates(
     if s.ndim != 1:
         raise ValueError(f"scores must have shape (N,); got {tuple(s.shape)}")
     if s.shape[0] != b.shape[0]:
-        raise ValueError(f"boxes and scores differ in length: {b.shape[0]} boxes, {s.shape[0]} scores")
+        raise ValueError(
+            f"boxes and scores differ in length: {b.shape[0]} boxes, {s.shape[0]} scores"
+        )
     bad = ~torch.isfinite(b).all(dim=1)
     if bad.any():
         raise ValueError(f"boxes contain NaN or inf in rows {_rows(bad)}")
@@ -311,9 +313,14 @@ class Refiner:
             chunk = jobs[start : start + self.batch_size]
             tensors, mats, orders = [], [], []
             for i, img, rows in chunk:
-                x, _ = letterbox(torch.from_numpy(img).permute(2, 0, 1).to(self.device), cfg.image_size)
+                x, _ = letterbox(
+                    torch.from_numpy(img).permute(2, 0, 1).to(self.device), cfg.image_size
+                )
                 mat, order = box_matrix(
-                    cands[i].boxes[rows], cands[i].scores[rows], float(max(img.shape[:2])), cfg.num_boxes
+                    cands[i].boxes[rows],
+                    cands[i].scores[rows],
+                    float(max(img.shape[:2])),
+                    cfg.num_boxes,
                 )
                 tensors.append(x)
                 mats.append(mat)
@@ -415,8 +422,11 @@ class Refiner:
         ``scores_list``). Returns one :class:`~crface.types.Detections` per image.
         """
         n = len(images)
-        for name, seq in (("boxes_list", boxes_list), ("scores_list", scores_list),
-                          ("landmarks_list", landmarks_list)):
+        for name, seq in (
+            ("boxes_list", boxes_list),
+            ("scores_list", scores_list),
+            ("landmarks_list", landmarks_list),
+        ):
             if seq is not None and len(seq) != n:
                 raise ValueError(f"{name} has {len(seq)} entries for {n} images")
         cands = [
@@ -436,15 +446,21 @@ class Refiner:
         ]
 
     @staticmethod
-    def _candidates(boxes: Any, scores: Any, landmarks: Any, box_format: str, invalid: str) -> Candidates:
+    def _candidates(
+        boxes: Any, scores: Any, landmarks: Any, box_format: str, invalid: str
+    ) -> Candidates:
         if isinstance(boxes, Detections):
             if scores is not None or landmarks is not None:
-                raise ValueError("pass either a Detections or boxes + scores (+ landmarks), not both")
+                raise ValueError(
+                    "pass either a Detections or boxes + scores (+ landmarks), not both"
+                )
             boxes, scores, landmarks = boxes.boxes, boxes.scores, boxes.landmarks
             box_format = "xyxy"
         elif scores is None:
             raise TypeError("scores is required when boxes is not a Detections")
-        return prepare_candidates(boxes, scores, landmarks=landmarks, box_format=box_format, invalid=invalid)
+        return prepare_candidates(
+            boxes, scores, landmarks=landmarks, box_format=box_format, invalid=invalid
+        )
 
     @staticmethod
     def _suppress(
@@ -481,7 +497,9 @@ class Refiner:
             ValueError: this refiner runs on onnxruntime already (nothing to export from).
         """
         if self.model is None:
-            raise ValueError("export_onnx needs the torch backend (this refiner runs an ONNX graph)")
+            raise ValueError(
+                "export_onnx needs the torch backend (this refiner runs an ONNX graph)"
+            )
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as fh:
@@ -526,4 +544,8 @@ def export_onnx(model: ConfidenceRanker, fh: Any, metadata: dict[str, Any] | Non
     for key, value in ((_ONNX_CONFIG_KEY, cfg.to_dict()), (_ONNX_META_KEY, meta)):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, json.dumps(value)
-    fh.write(onnx.serialize_model(proto) if hasattr(onnx, "serialize_model") else proto.SerializeToString())
+    fh.write(
+        onnx.serialize_model(proto)
+        if hasattr(onnx, "serialize_model")
+        else proto.SerializeToString()
+    )

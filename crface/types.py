@@ -48,11 +48,15 @@ class Detections:
         k = boxes.shape[0]
         scores = scores.reshape(-1) if scores.numel() == k else scores
         if scores.shape != (k,):
-            raise ValueError(f"scores must have shape ({k},) to match boxes; got {tuple(scores.shape)}")
+            raise ValueError(
+                f"scores must have shape ({k},) to match boxes; got {tuple(scores.shape)}"
+            )
         if self.indices is None:
             indices = torch.arange(k, dtype=torch.int64, device=boxes.device)
         else:
-            indices = torch.as_tensor(self.indices, dtype=torch.int64, device=boxes.device).reshape(-1)
+            indices = torch.as_tensor(self.indices, dtype=torch.int64, device=boxes.device).reshape(
+                -1
+            )
             if indices.shape != (k,):
                 raise ValueError(f"indices must have shape ({k},); got {tuple(indices.shape)}")
         landmarks = self.landmarks
@@ -68,7 +72,9 @@ class Detections:
         object.__setattr__(self, "landmarks", landmarks)
 
     @classmethod
-    def empty(cls, num_landmarks: int | None = None, device: torch.device | str = "cpu") -> Detections:
+    def empty(
+        cls, num_landmarks: int | None = None, device: torch.device | str = "cpu"
+    ) -> Detections:
         """An empty result with the right dtypes (``num_landmarks`` keeps a ``(0, L, 2)`` landmarks)."""
         lm = None if num_landmarks is None else torch.zeros(0, num_landmarks, 2, device=device)
         return cls(torch.zeros(0, 4, device=device), torch.zeros(0, device=device), landmarks=lm)
@@ -95,7 +101,9 @@ class Detections:
     def to(self, device: torch.device | str) -> Detections:
         """A copy on ``device``."""
         lm = None if self.landmarks is None else self.landmarks.to(device)
-        return Detections(self.boxes.to(device), self.scores.to(device), self.indices.to(device), lm)
+        return Detections(
+            self.boxes.to(device), self.scores.to(device), self.indices.to(device), lm
+        )
 
     def to_numpy(self) -> dict[str, np.ndarray | None]:
         """The fields as numpy arrays: ``boxes (K,4) float32``, ``scores (K,)``, ``indices (K,) int64``,

@@ -59,8 +59,13 @@ def list_weights() -> list[dict[str, Any]]:
         True
     """
     return [
-        {"name": e.name, "size": e.size, "sha256": e.sha256, "description": e.description,
-         "trained": e.trained}
+        {
+            "name": e.name,
+            "size": e.size,
+            "sha256": e.sha256,
+            "description": e.description,
+            "trained": e.trained,
+        }
         for e in _registry().values()
     ]
 
@@ -138,7 +143,9 @@ def save_weights(
     return path
 
 
-def load_weights(path: str | os.PathLike) -> tuple[RankerConfig, dict[str, torch.Tensor], dict[str, Any]]:
+def load_weights(
+    path: str | os.PathLike,
+) -> tuple[RankerConfig, dict[str, torch.Tensor], dict[str, Any]]:
     """Read a weights file without executing pickle code.
 
     Returns:
@@ -152,7 +159,9 @@ def load_weights(path: str | os.PathLike) -> tuple[RankerConfig, dict[str, torch
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated / foreign files
-        raise ValueError(f"cannot read crface weights from {path}: {type(exc).__name__}: {exc}") from exc
+        raise ValueError(
+            f"cannot read crface weights from {path}: {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a crface weights file (no format={FORMAT!r} marker)")
     if payload.get("format_version") != FORMAT_VERSION:

@@ -3,7 +3,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -13,7 +12,6 @@ from crface.paths import shared_root
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
-    np.random.seed(0)
 
 
 @pytest.fixture(scope="session")

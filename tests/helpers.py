@@ -8,7 +8,9 @@ from crface.model import ConfidenceRanker, RankerConfig
 from crface.refiner import Refiner
 
 
-def random_model(num_boxes: int = 16, image_size: int = 64, seed: int = 0, **kw) -> ConfidenceRanker:
+def random_model(
+    num_boxes: int = 16, image_size: int = 64, seed: int = 0, **kw
+) -> ConfidenceRanker:
     """A tiny ranker whose residual head is random (so it actually changes scores)."""
     torch.manual_seed(seed)
     model = ConfidenceRanker(RankerConfig(num_boxes=num_boxes, image_size=image_size, **kw)).eval()
@@ -23,7 +25,9 @@ def random_refiner(**kw) -> Refiner:
     return Refiner.from_model(random_model(**kw), device="cpu")
 
 
-def random_boxes(n: int, w: int = 200, h: int = 150, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def random_boxes(
+    n: int, w: int = 200, h: int = 150, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` valid xyxy boxes inside a ``w x h`` image and scores in (0, 1)."""
     g = torch.Generator().manual_seed(seed)
     xy = torch.rand(n, 2, generator=g) * torch.tensor([w * 0.8, h * 0.8])

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*UNTRAINED:UserWarning")
 @pytest.fixture
 def image_file(tmp_path):
     path = tmp_path / "img.png"
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8)).save(path)
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8)).save(
+        path
+    )
     return path
 
 
@@ -45,8 +47,23 @@ def test_rerank_round_trip(tmp_path, image_file, suffix, capsys) -> None:
     src = tmp_path / f"cands{suffix}"
     write_detections(src, Detections(boxes, scores), image_name="img.png")
     out, png = tmp_path / f"out{suffix}", tmp_path / "draw.png"
-    assert main(["rerank", str(image_file), "--detections", str(src), "--out", str(out),
-                 "--draw", str(png), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "rerank",
+                str(image_file),
+                "--detections",
+                str(src),
+                "--out",
+                str(out),
+                "--draw",
+                str(png),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert "20 candidates" in capsys.readouterr().out
     got = read_detections(out)
     assert len(got) > 0 and png.is_file()
@@ -56,8 +73,9 @@ def test_rerank_round_trip(tmp_path, image_file, suffix, capsys) -> None:
 def test_read_detections_formats(tmp_path) -> None:
     rows = [[10, 20, 30, 40, 0.9], [1, 2, 3, 4, 0.5]]
     (tmp_path / "a.json").write_text(json.dumps(rows))
-    (tmp_path / "b.json").write_text(json.dumps({"boxes": [r[:4] for r in rows], "scores": [0.9, 0.5],
-                                                  "box_format": "xywh"}))
+    (tmp_path / "b.json").write_text(
+        json.dumps({"boxes": [r[:4] for r in rows], "scores": [0.9, 0.5], "box_format": "xywh"})
+    )
     np.save(tmp_path / "c.npy", np.array(rows))
     np.savez(tmp_path / "d.npz", boxes=np.array(rows)[:, :4], scores=np.array([0.9, 0.5]))
     (tmp_path / "e.txt").write_text("# comment\n10 20 30 40 0.9\n1 2 3 4 0.5\n")
@@ -67,7 +85,12 @@ def test_read_detections_formats(tmp_path) -> None:
         assert read_detections(tmp_path / name).boxes.tolist() == xyxy, name
     assert read_detections(tmp_path / "b.json").boxes.tolist() == [[10, 20, 40, 60], [1, 2, 4, 6]]
     assert read_detections(tmp_path / "f.txt").boxes.tolist() == [[10, 20, 30, 40], [1, 2, 3, 4]]
-    assert read_detections(tmp_path / "a.json", box_format="xywh").boxes.tolist()[0] == [10, 20, 40, 60]
+    assert read_detections(tmp_path / "a.json", box_format="xywh").boxes.tolist()[0] == [
+        10,
+        20,
+        40,
+        60,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -108,16 +131,43 @@ def test_rerank_errors_exit_2_with_one_line(tmp_path, image_file, argv_tail, cap
 
 def test_bad_scores_in_file_exit_2(tmp_path, image_file, capsys) -> None:
     np.save(tmp_path / "c.npy", np.array([[1, 1, 20, 20, 7.0]]))
-    assert main(["rerank", str(image_file), "--detections", str(tmp_path / "c.npy"),
-                 "--out", str(tmp_path / "o.json")]) == 2
+    assert (
+        main(
+            [
+                "rerank",
+                str(image_file),
+                "--detections",
+                str(tmp_path / "c.npy"),
+                "--out",
+                str(tmp_path / "o.json"),
+            ]
+        )
+        == 2
+    )
     assert "probabilities" in capsys.readouterr().err
 
 
 def test_python_m_crface_is_the_same_command() -> None:
-    res = subprocess.run([sys.executable, "-m", "crface", "weights"], capture_output=True, text=True, check=False)
+    res = subprocess.run(
+        [sys.executable, "-m", "crface", "weights"], capture_output=True, text=True, check=False
+    )
     assert res.returncode == 0 and "crface-small" in res.stdout
-    res = subprocess.run([sys.executable, "-m", "crface", "rerank", "nofile.png", "--detections", "x.json",
-                          "--out", "o.json"], capture_output=True, text=True, check=False)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crface",
+            "rerank",
+            "nofile.png",
+            "--detections",
+            "x.json",
+            "--out",
+            "o.json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert res.returncode == 2 and res.stderr.count("\n") == 1
 
 
@@ -126,6 +176,21 @@ def test_export_then_rerank_on_onnxruntime(tmp_path, image_file, capsys) -> None
     onnx_path = tmp_path / "ranker.onnx"
     assert main(["export", "--out", str(onnx_path)]) == 0
     np.save(tmp_path / "c.npy", np.array([[1, 1, 20, 20, 0.5], [2, 2, 21, 21, 0.4]]))
-    assert main(["rerank", str(image_file), "--detections", str(tmp_path / "c.npy"), "--out",
-                 str(tmp_path / "o.json"), "--weights", str(onnx_path), "--backend", "onnxruntime"]) == 0
+    assert (
+        main(
+            [
+                "rerank",
+                str(image_file),
+                "--detections",
+                str(tmp_path / "c.npy"),
+                "--out",
+                str(tmp_path / "o.json"),
+                "--weights",
+                str(onnx_path),
+                "--backend",
+                "onnxruntime",
+            ]
+        )
+        == 0
+    )
     assert read_detections(tmp_path / "o.json").indices.tolist() == [0]

@@ -61,7 +61,9 @@ def test_onnx_refiner_matches_torch_refiner(pair) -> None:
 def test_weights_file_loads_on_onnxruntime(tmp_path) -> None:
     from crface.weights import save_weights
 
-    path = save_weights(tmp_path / "m.pt", random_model(num_boxes=8, image_size=64), {"trained": True})
+    path = save_weights(
+        tmp_path / "m.pt", random_model(num_boxes=8, image_size=64), {"trained": True}
+    )
     r = Refiner.load(path, backend="onnxruntime", device="cpu")
     img = np.zeros((50, 70, 3), np.uint8)
     boxes, scores = random_boxes(5, 70, 50)

@@ -66,7 +66,9 @@ def test_box_formats_agree(refiner: Refiner, fmt: str) -> None:
 )
 def test_image_types_agree(refiner: Refiner, image) -> None:
     boxes, scores = random_boxes(8, 160, 120)
-    torch.testing.assert_close(refiner.refine_scores(image, boxes, scores), refiner.refine_scores(IMG, boxes, scores))
+    torch.testing.assert_close(
+        refiner.refine_scores(image, boxes, scores), refiner.refine_scores(IMG, boxes, scores)
+    )
 
 
 def test_grayscale_rgba_and_path_inputs(refiner: Refiner, tmp_path) -> None:
@@ -75,9 +77,14 @@ def test_grayscale_rgba_and_path_inputs(refiner: Refiner, tmp_path) -> None:
     ref = refiner.refine_scores(np.repeat(gray[..., None], 3, axis=2), boxes, scores)
     torch.testing.assert_close(refiner.refine_scores(gray, boxes, scores), ref)
     rgba = np.concatenate([IMG, np.full((120, 160, 1), 7, np.uint8)], axis=2)
-    torch.testing.assert_close(refiner.refine_scores(rgba, boxes, scores), refiner.refine_scores(IMG, boxes, scores))
+    torch.testing.assert_close(
+        refiner.refine_scores(rgba, boxes, scores), refiner.refine_scores(IMG, boxes, scores)
+    )
     Image.fromarray(IMG).save(tmp_path / "x.png")
-    torch.testing.assert_close(refiner.refine_scores(tmp_path / "x.png", boxes, scores), refiner.refine_scores(IMG, boxes, scores))
+    torch.testing.assert_close(
+        refiner.refine_scores(tmp_path / "x.png", boxes, scores),
+        refiner.refine_scores(IMG, boxes, scores),
+    )
 
 
 def test_inputs_as_lists_numpy_torch_agree(refiner: Refiner) -> None:
@@ -99,19 +106,41 @@ def test_empty_input_gives_empty_result(refiner: Refiner) -> None:
 BAD_CANDIDATES = [
     ("length", np.zeros((3, 4)) + [0, 0, 1, 1], np.zeros(2), ValueError, "differ in length"),
     ("shape", np.zeros((3, 5)), np.zeros(3), ValueError, r"shape \(N, 4\)"),
-    ("scores_shape", np.zeros((3, 4)) + [0, 0, 1, 1], np.zeros((3, 2)), ValueError, r"shape \(N,\)"),
-    ("nan_box", [[0, 0, 1, 1], [0, np.nan, 1, 1]], [0.5, 0.5], ValueError, r"NaN or inf in rows \[1\]"),
+    (
+        "scores_shape",
+        np.zeros((3, 4)) + [0, 0, 1, 1],
+        np.zeros((3, 2)),
+        ValueError,
+        r"shape \(N,\)",
+    ),
+    (
+        "nan_box",
+        [[0, 0, 1, 1], [0, np.nan, 1, 1]],
+        [0.5, 0.5],
+        ValueError,
+        r"NaN or inf in rows \[1\]",
+    ),
     ("inf_score", [[0, 0, 1, 1]], [np.inf], ValueError, "NaN or inf"),
     ("score_range", [[0, 0, 1, 1], [0, 0, 2, 2]], [0.5, 3.0], ValueError, r"probabilities.*\[1\]"),
-    ("negative_size", [[0, 0, 1, 1], [5, 5, 2, 8]], [0.5, 0.5], ValueError, r"zero or negative.*\[1\]"),
+    (
+        "negative_size",
+        [[0, 0, 1, 1], [5, 5, 2, 8]],
+        [0.5, 0.5],
+        ValueError,
+        r"zero or negative.*\[1\]",
+    ),
     ("zero_size", [[0, 0, 0, 1]], [0.5], ValueError, r"zero or negative.*\[0\]"),
     ("strings", "boxes", [0.5], TypeError, "numpy array"),
     ("bool", np.ones((1, 4), bool), [0.5], TypeError, "real numbers"),
 ]
 
 
-@pytest.mark.parametrize(("case", "boxes", "scores", "exc", "match"), BAD_CANDIDATES, ids=[c[0] for c in BAD_CANDIDATES])
-def test_bad_candidates_raise_clear_errors(refiner: Refiner, case, boxes, scores, exc, match) -> None:
+@pytest.mark.parametrize(
+    ("case", "boxes", "scores", "exc", "match"), BAD_CANDIDATES, ids=[c[0] for c in BAD_CANDIDATES]
+)
+def test_bad_candidates_raise_clear_errors(
+    refiner: Refiner, case, boxes, scores, exc, match
+) -> None:
     with pytest.raises(exc, match=match):
         refiner.rerank(IMG, boxes, scores)
 
@@ -160,7 +189,9 @@ def test_more_candidates_than_capacity_keep_top_n(refiner: Refiner) -> None:
     top = torch.argsort(scores, descending=True)
     rest = top[16:]
     torch.testing.assert_close(refined[rest], scores[rest])  # beyond N: unchanged
-    torch.testing.assert_close(refined[top[:16]], refiner.refine_scores(IMG, boxes[top[:16]], scores[top[:16]]))
+    torch.testing.assert_close(
+        refined[top[:16]], refiner.refine_scores(IMG, boxes[top[:16]], scores[top[:16]])
+    )
 
 
 def test_landmarks_follow_their_boxes(refiner: Refiner) -> None:
@@ -209,10 +240,17 @@ def test_bad_options_raise(refiner: Refiner) -> None:
 
 def test_rerank_batch_matches_single(refiner: Refiner) -> None:
     rng = np.random.default_rng(1)
-    images = [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for h, w in [(120, 160), (90, 60), (200, 100)]]
-    cands = [random_boxes(n, im.shape[1], im.shape[0], seed=n) for n, im in zip((12, 0, 30), images)]
+    images = [
+        rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        for h, w in [(120, 160), (90, 60), (200, 100)]
+    ]
+    cands = [
+        random_boxes(n, im.shape[1], im.shape[0], seed=n) for n, im in zip((12, 0, 30), images)
+    ]
     refiner.batch_size = 2
-    batched = refiner.rerank_batch(images, [c[0] for c in cands], [c[1] for c in cands], score_threshold=0)
+    batched = refiner.rerank_batch(
+        images, [c[0] for c in cands], [c[1] for c in cands], score_threshold=0
+    )
     for im, (b, s), got in zip(images, cands, batched):
         want = refiner.rerank(im, b, s, score_threshold=0)
         assert got.indices.tolist() == want.indices.tolist()

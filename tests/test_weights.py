@@ -22,8 +22,10 @@ def test_list_weights_has_default_with_checksum() -> None:
 @pytest.mark.parametrize("half", [False, True])
 def test_save_load_round_trip(tmp_path, half: bool) -> None:
     model = random_model()
-    path = W.save_weights(tmp_path / "m.pt", model, {"trained": True, "detectors": ["x"]}, half=half)
-    config, state, meta = W.load_weights(path)
+    path = W.save_weights(
+        tmp_path / "m.pt", model, {"trained": True, "detectors": ["x"]}, half=half
+    )
+    config, _, meta = W.load_weights(path)
     assert config == model.config and meta == {"trained": True, "detectors": ["x"]}
     loaded, _ = W.build_model(path)
     tol = 1e-3 if half else 0.0
@@ -38,7 +40,11 @@ def test_corrupt_truncated_and_foreign_files_raise_naming_path(tmp_path) -> None
     (tmp_path / "trunc.pt").write_bytes(data[: len(data) // 2])
     (tmp_path / "junk.pt").write_bytes(b"\x00garbage" * 100)
     torch.save({"hello": torch.zeros(1)}, tmp_path / "foreign.pt")
-    for name, match in [("trunc.pt", "cannot read"), ("junk.pt", "cannot read"), ("foreign.pt", "not a crface")]:
+    for name, match in [
+        ("trunc.pt", "cannot read"),
+        ("junk.pt", "cannot read"),
+        ("foreign.pt", "not a crface"),
+    ]:
         with pytest.raises(ValueError, match=match) as info:
             Refiner.load(tmp_path / name)
         assert name in str(info.value)
@@ -65,8 +71,15 @@ def test_unknown_format_version_raises(tmp_path) -> None:
 @pytest.fixture
 def fake_registry(tmp_path, monkeypatch):
     path = W.save_weights(tmp_path / "assets" / "tiny.pt", random_model(), {"trained": True})
-    reg = {"tiny": {"file": "tiny.pt", "sha256": W.sha256_of(path), "size": path.stat().st_size,
-                    "description": "test", "trained": True}}
+    reg = {
+        "tiny": {
+            "file": "tiny.pt",
+            "sha256": W.sha256_of(path),
+            "size": path.stat().st_size,
+            "description": "test",
+            "trained": True,
+        }
+    }
     (tmp_path / "assets" / "registry.json").write_text(json.dumps(reg))
     monkeypatch.setattr(W, "ASSETS", tmp_path / "assets")
     monkeypatch.setattr(W, "REGISTRY_FILE", tmp_path / "assets" / "registry.json")
@@ -77,13 +90,15 @@ def test_registry_checksum_verified(fake_registry) -> None:
     assert Refiner.load("tiny", device="cpu").config.num_boxes == 16
     data = fake_registry.read_bytes()
     fake_registry.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
-    with pytest.raises(ValueError, match=r"sha256 mismatch for 'tiny'.*Registered names: \['tiny'\]"):
+    with pytest.raises(
+        ValueError, match=r"sha256 mismatch for 'tiny'.*Registered names: \['tiny'\]"
+    ):
         Refiner.load("tiny")
 
 
 def test_registered_file_missing(fake_registry) -> None:
     fake_registry.unlink()
-    with pytest.raises(FileNotFoundError, match="tiny.pt"):
+    with pytest.raises(FileNotFoundError, match=r"tiny\.pt"):
         Refiner.load("tiny")
 
 

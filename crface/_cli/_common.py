@@ -8,7 +8,9 @@ from crface.refiner import NMS_METHODS
 
 
 def add_refiner_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", default="crface-small", help="registered name, weights file or .onnx")
+    p.add_argument(
+        "--weights", default="crface-small", help="registered name, weights file or .onnx"
+    )
     p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"])
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--nms", default="hard", choices=[m or "none" for m in NMS_METHODS])

@@ -44,23 +44,33 @@ def run(args: argparse.Namespace) -> int:
     trained = refiner.metadata.get("trained", True)
     print(f"image: {ASSETS / 'demo.jpg'} ({image.shape[1]}x{image.shape[0]})")
     print(f"detector: {source}: {len(cands)} candidates before NMS")
-    print(f"ranker: {args.weights} [{refiner.backend}, {refiner.device}]"
-          + ("" if trained else "  (UNTRAINED initialisation: scores pass through unchanged)"))
+    print(
+        f"ranker: {args.weights} [{refiner.backend}, {refiner.device}]"
+        + ("" if trained else "  (UNTRAINED initialisation: scores pass through unchanged)")
+    )
     print()
     rank_before = {int(i): r for r, i in enumerate(before.indices)}
-    print(f"{'rank':>4}  {'box (x1, y1, x2, y2)':<26} {'detector':>8} {'refined':>8}  {'rank before':>11}")
+    print(
+        f"{'rank':>4}  {'box (x1, y1, x2, y2)':<26} {'detector':>8} {'refined':>8}  {'rank before':>11}"
+    )
     for r in range(min(args.top, len(faces))):
         i = int(faces.indices[r])
         x1, y1, x2, y2 = faces.boxes[r].tolist()
         was = rank_before.get(i)
-        print(f"{r + 1:>4}  ({x1:5.0f}, {y1:5.0f}, {x2:5.0f}, {y2:5.0f})   {float(cands.scores[i]):8.3f} "
-              f"{float(faces.scores[r]):8.3f}  {'-' if was is None else was + 1:>11}")
+        print(
+            f"{r + 1:>4}  ({x1:5.0f}, {y1:5.0f}, {x2:5.0f}, {y2:5.0f})   {float(cands.scores[i]):8.3f} "
+            f"{float(faces.scores[r]):8.3f}  {'-' if was is None else was + 1:>11}"
+        )
     t = args.draw_threshold
     print()
     print(f"{'':<26} {'detector + NMS':>16} {'crface rerank':>14}")
     print(f"{'detections':<26} {len(before):>16} {len(faces):>14}")
-    print(f"{f'detections >= {t:g}':<26} {int((before.scores >= t).sum()):>16} {int((faces.scores >= t).sum()):>14}")
-    fig = side_by_side(image, [("detector + NMS", before), ("crface rerank", faces)], score_threshold=t)
+    print(
+        f"{f'detections >= {t:g}':<26} {int((before.scores >= t).sum()):>16} {int((faces.scores >= t).sum()):>14}"
+    )
+    fig = side_by_side(
+        image, [("detector + NMS", before), ("crface rerank", faces)], score_threshold=t
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.save(out)

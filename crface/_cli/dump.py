@@ -34,13 +34,22 @@ def run(args: argparse.Namespace) -> int:
     from crface.dump import dump_dataset
 
     dataset = load_dataset(args.data)
-    runner = get_detector(args.detector, args.weights, score_threshold=args.score_threshold,
-                          top_k=args.top_k, device=args.device)
+    runner = get_detector(
+        args.detector,
+        args.weights,
+        score_threshold=args.score_threshold,
+        top_k=args.top_k,
+        device=args.device,
+    )
     cache = CandidateCache(args.out, Path(args.data).resolve().name)
-    stats = dump_dataset(runner, args.detector, dataset, cache, args.scales, args.flip, limit=args.limit)
+    stats = dump_dataset(
+        runner, args.detector, dataset, cache, args.scales, args.flip, limit=args.limit
+    )
     for key in sorted(set(stats.done) | set(stats.skipped)):
         ms = stats.median_ms(key)
-        print(f"{args.detector} {key}: {stats.done.get(key, 0)} new, {stats.skipped.get(key, 0)} cached"
-              + (f", median {ms:.1f} ms/image" if ms is not None else ""))
+        print(
+            f"{args.detector} {key}: {stats.done.get(key, 0)} new, {stats.skipped.get(key, 0)} cached"
+            + (f", median {ms:.1f} ms/image" if ms is not None else "")
+        )
     print(f"cache: {cache.folder(args.detector).parent}")
     return 0

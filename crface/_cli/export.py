@@ -17,6 +17,8 @@ def run(args: argparse.Namespace) -> int:
 
     refiner = Refiner.load(args.weights, device="cpu")
     path = refiner.export_onnx(args.out)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB); load it with "
-          f"crface.Refiner.load({str(path)!r}, backend='onnxruntime')")
+    print(
+        f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB); load it with "
+        f"crface.Refiner.load({str(path)!r}, backend='onnxruntime')"
+    )
     return 0

@@ -18,8 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image", help="image file")
     p.add_argument("--detections", required=True, help="candidates file (.json/.npy/.npz/.txt)")
     p.add_argument("--box-format", default="xyxy", choices=["xyxy", "xywh", "cxcywh"])
-    p.add_argument("--invalid", default="raise", choices=["raise", "drop"],
-                   help="what to do with zero/negative-size boxes")
+    p.add_argument(
+        "--invalid",
+        default="raise",
+        choices=["raise", "drop"],
+        help="what to do with zero/negative-size boxes",
+    )
     p.add_argument("--out", required=True, help="output file (.json, .npy or .txt WIDER format)")
     p.add_argument("--draw", help="write a before/after PNG here")
     p.add_argument("--draw-threshold", type=float, default=0.5, help="score threshold for drawing")
@@ -35,8 +39,14 @@ def run(args: argparse.Namespace) -> int:
     image = load_image(args.image)
     cands = read_detections(args.detections, args.box_format)
     refiner = load_refiner(args)
-    faces = refiner.rerank(image, cands.boxes, cands.scores, landmarks=cands.landmarks,
-                           invalid=args.invalid, **rerank_kwargs(args))
+    faces = refiner.rerank(
+        image,
+        cands.boxes,
+        cands.scores,
+        landmarks=cands.landmarks,
+        invalid=args.invalid,
+        **rerank_kwargs(args),
+    )
     out = write_detections(args.out, faces, image_name=Path(args.image).name)
     print(f"{len(cands)} candidates -> {len(faces)} detections; wrote {out}")
     if args.draw:
@@ -44,8 +54,11 @@ def run(args: argparse.Namespace) -> int:
 
         ok = (cands.boxes[:, 2] > cands.boxes[:, 0]) & (cands.boxes[:, 3] > cands.boxes[:, 1])
         before = cands[ok][nms(cands.boxes[ok], cands.scores[ok], args.nms_iou)]
-        fig = side_by_side(image, [("detector + NMS", before), ("crface rerank", faces)],
-                           score_threshold=args.draw_threshold)
+        fig = side_by_side(
+            image,
+            [("detector + NMS", before), ("crface rerank", faces)],
+            score_threshold=args.draw_threshold,
+        )
         Path(args.draw).parent.mkdir(parents=True, exist_ok=True)
         fig.save(args.draw)
         print(f"wrote {args.draw}")

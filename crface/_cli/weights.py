@@ -21,6 +21,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"{'name':<16} {'size':>10}  {'sha256':<16}  {'trained':<7}  description")
     for r in rows:
-        print(f"{r['name']:<16} {r['size'] / 1e6:>8.2f}MB  {r['sha256'][:16]}  "
-              f"{'yes' if r['trained'] else 'NO':<7}  {r['description']}")
+        print(
+            f"{r['name']:<16} {r['size'] / 1e6:>8.2f}MB  {r['sha256'][:16]}  "
+            f"{'yes' if r['trained'] else 'NO':<7}  {r['description']}"
+        )
     return 0

@@ -41,7 +41,9 @@ class DetectorRunner(ABC):
         top_k: int = 5000,
         device: str = "auto",
     ) -> None:
-        self.weights = Path(weights) if weights is not None else shared_path("detectors", self.default_weights)
+        self.weights = (
+            Path(weights) if weights is not None else shared_path("detectors", self.default_weights)
+        )
         if not self.weights.is_file():
             raise FileNotFoundError(f"{self.name} weights not found: {self.weights}")
         self.score_threshold = float(score_threshold)
@@ -89,9 +91,15 @@ class DetectorRunner(ABC):
         boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
         if lms is not None:
             lms /= torch.tensor([sx, sy])
-        keep = (det.scores >= self.score_threshold) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        keep = (
+            (det.scores >= self.score_threshold)
+            & (boxes[:, 2] > boxes[:, 0])
+            & (boxes[:, 3] > boxes[:, 1])
+        )
         keep_idx = torch.nonzero(keep).flatten()
-        order = keep_idx[torch.argsort(det.scores[keep_idx], descending=True, stable=True)][: self.top_k]
+        order = keep_idx[torch.argsort(det.scores[keep_idx], descending=True, stable=True)][
+            : self.top_k
+        ]
         return Detections(
             boxes[order], det.scores[order], landmarks=None if lms is None else lms[order]
         )
