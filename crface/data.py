@@ -16,6 +16,7 @@ not the boxes, decide what counts; datasets without ``splits/`` count every row 
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,6 +246,19 @@ class FaceDataset(Sequence[Sample]):
 
     def _derive(self, samples: Iterable[Sample]) -> FaceDataset:
         return FaceDataset(samples, root=self.root, name=self.name, has_splits=self.has_splits)
+
+
+def hash_fold(name: str, k: int = 5) -> int:
+    """A stable fold in ``[0, k)`` derived from an image name, for sets without ``folds.txt``.
+
+    crface holds out ``hash_fold(name) == 4`` of the sets without folds for cross-dataset
+    evaluation, so that training and benchmarks agree on the split.
+
+    Example:
+        >>> hash_fold("a/b.jpg")
+        1
+    """
+    return zlib.crc32(name.encode("utf-8")) % k
 
 
 def load_dataset(root: str | Path) -> FaceDataset:

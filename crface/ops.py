@@ -201,7 +201,7 @@ def soft_nms(
 
 
 def box_voting(
-    boxes: Tensor, scores: Tensor, iou_threshold: float = 0.4
+    boxes: Tensor, scores: Tensor, iou_threshold: float = 0.4, min_cluster_size: int = 1
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Box voting, as in multi-scale face-detection test code: merge each cluster into one box.
 
@@ -209,11 +209,15 @@ def box_voting(
     box with IoU >= ``iou_threshold`` with it form a cluster and leave the pool. The cluster becomes
     the score-weighted mean of its boxes (an unweighted mean if its scores are all zero), scored
     with the cluster's max score. Singletons are kept unchanged. Scores are expected non-negative.
+    Clusters with fewer than ``min_cluster_size`` boxes are dropped (still removed from the pool):
+    multi-scale test code (RetinaFace, PyramidBox) uses 2, keeping only boxes that several
+    scales/flips agree on.
 
     Args:
         boxes: ``Tensor[N, 4]`` float32 xyxy pixels.
         scores: ``Tensor[N]`` float32.
         iou_threshold: cluster membership threshold (inclusive), in [0, 1].
+        min_cluster_size: drop clusters with fewer boxes than this (default 1: keep all).
 
     Returns:
         ``(keep, voted_boxes, voted_scores)``: ``Tensor[K]`` int64 row of each cluster's top box,
@@ -236,7 +240,7 @@ def box_voting(
     alive = torch.ones(n, dtype=torch.bool, device=boxes.device)
     tops: list[int] = []
     voted = boxes.new_empty((n, 4))
-    for k in range(n):
+    for _ in range(n):
         remaining = alive.nonzero().flatten()
         if remaining.numel() == 0:
             break
@@ -244,13 +248,15 @@ def box_voting(
         members = alive & (_iou_row(sorted_boxes, top) >= iou_threshold)
         members[top] = True
         idx = members.nonzero().flatten()
+        alive &= ~members
+        if idx.numel() < min_cluster_size:
+            continue
         weights = sorted_scores[idx]
         total = weights.sum()
         # Normalising first makes a singleton's weight exactly 1, so it is kept bit for bit.
         weights = torch.where(total > 0, weights / total, 1.0 / idx.numel())
-        voted[k] = (weights[:, None] * sorted_boxes[idx]).sum(dim=0)
+        voted[len(tops)] = (weights[:, None] * sorted_boxes[idx]).sum(dim=0)
         tops.append(top)
-        alive &= ~members
     tops_t = torch.tensor(tops, dtype=torch.int64, device=boxes.device)
     return order[tops_t], voted[: len(tops)], sorted_scores[tops_t]
 

@@ -24,16 +24,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=5000)
     p.add_argument("--device", default="auto")
     p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument(
+        "--hash-fold",
+        type=int,
+        help="only images with crface.data.hash_fold(name) == K (4 = the held-out part of sets "
+        "without folds)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from crface.cache import CandidateCache
-    from crface.data import load_dataset
+    from crface.data import hash_fold, load_dataset
     from crface.detectors import get_detector
     from crface.dump import dump_dataset
 
     dataset = load_dataset(args.data)
+    if args.hash_fold is not None:
+        dataset = dataset.subset(lambda s: hash_fold(s.name) == args.hash_fold)
     runner = get_detector(
         args.detector,
         args.weights,
