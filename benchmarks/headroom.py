@@ -1,0 +1,138 @@
+"""The headroom report: how far each real detector is from its own oracle, and what multi-scale buys.
+
+    .venv/bin/python benchmarks/headroom.py [--detectors retinaface yunet_n ...] [--cache cache]
+        [--scales 0.5 1.0 1.5 2.0] [--no-flip] [--other-limit 100] [--json out.json] [--markdown out.md]
+
+For every detector runner: AP (WIDER protocol) of single-scale + NMS 0.4, multi-scale + flip + box
+voting, single-scale + Soft-NMS, and the oracle confidence + NMS, on ``wider_val200`` (Easy /
+Medium / Hard) and AP "all" on the held-out part (``hash_fold == 4``) of each set without splits,
+limited to its first ``--other-limit`` images. Candidates come from the ``crface dump`` cache, which
+this script fills as needed (resumable). Timing: single-scale (detect + NMS) versus multi-scale
+(every pass + voting), measured interleaved image by image on ``--timing-images`` wider images;
+medians and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from crface.cache import CandidateCache
+from crface.data import FaceDataset, hash_fold, load_dataset
+from crface.detectors import RUNNERS, get_detector
+from crface.dump import dump_dataset
+from crface.eval.baselines import METHODS, baseline_predictions, multiscale_vote, postprocess
+from crface.eval.wider import evaluate
+from crface.paths import shared_path
+
+OTHER_SETS = ("facemask_kaggle", "facemask_ilc2021", "roboflow_faces_gray")
+DEFAULT_DETECTORS = [d for d in RUNNERS if d != "retinaface_torch"]
+
+
+def time_side_by_side(runner, dataset: FaceDataset, variants, n: int) -> tuple[float, float]:
+    """Median ms per image of single-scale and of multi-scale, interleaved image by image."""
+    single, multi = [], []
+    for i in range(min(n, len(dataset))):
+        image = dataset.load_image(i)
+        t = time.perf_counter()
+        postprocess(runner.detect(image), "hard")
+        single.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        multiscale_vote([runner.detect(image, scale=s, flip=f) for s, f in variants])
+        multi.append(time.perf_counter() - t)
+    return statistics.median(single) * 1e3, statistics.median(multi) * 1e3
+
+
+def ap_row(cache: CandidateCache, dataset: FaceDataset, detector: str, variants) -> dict:
+    row = {}
+    for method in METHODS:
+        preds = baseline_predictions(method, cache, dataset, detector, variants)
+        row[method] = evaluate(preds, dataset).ap
+    return row
+
+
+def fmt(ap: dict) -> str:
+    return " / ".join(f"{100 * v:4.1f}" for v in ap.values())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--detectors", nargs="+", default=DEFAULT_DETECTORS)
+    ap.add_argument("--cache", default="cache")
+    ap.add_argument("--scales", type=float, nargs="+", default=[0.5, 1.0, 1.5, 2.0])
+    ap.add_argument("--no-flip", action="store_true")
+    ap.add_argument("--other-limit", type=int, default=100)
+    ap.add_argument("--other-sets", nargs="*", default=list(OTHER_SETS))
+    ap.add_argument("--timing-images", type=int, default=10)
+    ap.add_argument("--json", help="write all numbers here")
+    ap.add_argument("--markdown", help="write the table here")
+    args = ap.parse_args()
+
+    scales = sorted(set(args.scales) | {1.0})  # single-scale is every baseline's base pass
+    flips = (False,) if args.no_flip else (False, True)
+    variants = [(s, f) for s in scales for f in flips]
+    sets = {"wider_val200": load_dataset(shared_path("data", "wider_val200"))}
+    for name in args.other_sets:
+        full = load_dataset(shared_path("data", name))
+        held = full.subset(lambda s: hash_fold(s.name) == 4)
+        sets[name] = held[: args.other_limit]
+
+    results = []
+    for det_name in args.detectors:
+        runner = get_detector(det_name)
+        for set_name, dataset in sets.items():
+            cache = CandidateCache(args.cache, set_name)
+            dump_dataset(runner, det_name, dataset, cache, scales, not args.no_flip)
+            row = {
+                "detector": det_name,
+                "set": set_name,
+                "images": len(dataset),
+                **ap_row(cache, dataset, det_name, variants),
+            }
+            if set_name == "wider_val200":
+                ms_single, ms_multi = time_side_by_side(
+                    runner, dataset, variants, args.timing_images
+                )
+                row.update(ms_single=ms_single, ms_multi=ms_multi)
+            results.append(row)
+            print(
+                f"{det_name:<18} {set_name:<20} single {fmt(row['single'])} | multi {fmt(row['multi'])} "
+                f"| soft {fmt(row['soft'])} | oracle {fmt(row['oracle'])}",
+                file=sys.stderr,
+            )
+
+    lines = [
+        f"Multi-scale: scales {scales}{'' if args.no_flip else ' + flip'}, box voting IoU 0.4. "
+        f"AP in %, wider_val200 as Easy / Medium / Hard, other sets as AP 'all' on up to "
+        f"{args.other_limit} held-out images (hash_fold == 4).",
+        "",
+        "| detector | set | single | multi+flip+vote | soft-NMS | oracle | headroom (oracle - single) "
+        "| ms single | ms multi | multi / single |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        gap = {k: r["oracle"][k] - r["single"][k] for k in r["single"]}
+        timing = (
+            f"{r['ms_single']:.0f} | {r['ms_multi']:.0f} | {r['ms_multi'] / r['ms_single']:.1f}x"
+            if "ms_single" in r
+            else "- | - | -"
+        )
+        lines.append(
+            f"| {r['detector']} | {r['set']} | {fmt(r['single'])} | {fmt(r['multi'])} | "
+            f"{fmt(r['soft'])} | {fmt(r['oracle'])} | {fmt(gap)} | {timing} |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    if args.markdown:
+        Path(args.markdown).write_text(table + "\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
