@@ -82,6 +82,12 @@ class Detections:
     def __len__(self) -> int:
         return int(self.boxes.shape[0])
 
+    def __repr__(self) -> str:
+        n = len(self)
+        scores = "" if n == 0 else f", scores {float(self.scores.max()):.3f}..{float(self.scores.min()):.3f}"
+        lm = "" if self.landmarks is None else f", landmarks {self.landmarks.shape[1]} points"
+        return f"Detections({n} boxes{scores}{lm}, device={self.boxes.device})"
+
     def __getitem__(self, item: Any) -> Detections:
         """Select rows with an int, slice, index tensor/array or boolean mask."""
         if isinstance(item, int):

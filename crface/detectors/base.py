@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from crface._optional import ort_session, require
 from crface.imageio import as_rgb_array
 from crface.paths import shared_path
 from crface.types import Detections
@@ -108,3 +109,62 @@ class DetectorRunner(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(weights={str(self.weights)!r})"
+
+
+def onnx_session(model: str | Path | bytes, device: str = "auto") -> Any:
+    """An onnxruntime session for a model file or serialised model, via
+    :func:`crface._optional.ort_session`, with onnxruntime's load-time warnings (e.g.
+    "initializer appears in graph inputs") silenced.
+
+    Example:
+        >>> session = onnx_session("yunet_n_dynamic.onnx", "cpu")  # doctest: +SKIP
+    """
+    ort = require("onnxruntime", "running ONNX face detectors")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    return ort_session(model, device, sess_options=options)
+
+
+def pad_to_multiple(image: np.ndarray, multiple: int = 32) -> np.ndarray:
+    """Zero-pad an ``HxWxC`` image at the bottom/right to sides that are multiples of ``multiple``.
+
+    Padding there keeps pixel coordinates unchanged, so boxes need no mapping back.
+
+    Example:
+        >>> pad_to_multiple(np.ones((40, 64, 3), np.uint8)).shape
+        (64, 64, 3)
+    """
+    h, w = image.shape[:2]
+    ph, pw = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+    if (ph, pw) == (h, w):
+        return image
+    out = np.zeros((ph, pw, *image.shape[2:]), dtype=image.dtype)
+    out[:h, :w] = image
+    return out
+
+
+class OnnxRunner(DetectorRunner):
+    """A :class:`DetectorRunner` backed by one onnxruntime session on ``self.weights``.
+
+    Subclasses set ``name`` / ``default_weights`` and implement :meth:`_detect` using
+    :meth:`_run`; see :class:`DetectorRunner` for the arguments.
+
+    Example:
+        >>> class Mine(OnnxRunner):  # doctest: +SKIP
+        ...     name, default_weights = "mine", "mine.onnx"
+        ...     def _detect(self, image):
+        ...         return decode(self._run(preprocess(image)))
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.session = self._make_session()
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def _make_session(self) -> Any:
+        return onnx_session(self.weights, self.device)
+
+    def _run(self, blob: np.ndarray) -> list[np.ndarray]:
+        """Run the network on one ``float32`` input blob; outputs in the graph's order."""
+        return self.session.run(None, {self.input_name: blob})
