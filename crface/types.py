@@ -84,7 +84,11 @@ class Detections:
 
     def __repr__(self) -> str:
         n = len(self)
-        scores = "" if n == 0 else f", scores {float(self.scores.max()):.3f}..{float(self.scores.min()):.3f}"
+        scores = (
+            ""
+            if n == 0
+            else f", scores {float(self.scores.max()):.3f}..{float(self.scores.min()):.3f}"
+        )
         lm = "" if self.landmarks is None else f", landmarks {self.landmarks.shape[1]} points"
         return f"Detections({n} boxes{scores}{lm}, device={self.boxes.device})"
 
