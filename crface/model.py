@@ -44,6 +44,10 @@ class RankerConfig:
         leaky_slope: negative slope of every LeakyReLU.
         residual: add the predicted residual to the input confidence (paper) instead of
             predicting the confidence directly.
+        train_clamp: how the [0, 1] clip behaves in training mode: ``"straight_through"``
+            (clipped values, identity gradient, so boxes pushed past 0 or 1 keep learning) or
+            ``"hard"`` (plain clamp: zero gradient outside [0, 1], the paper's literal reading).
+            Inference always clips.
     """
 
     num_boxes: int = 5000
@@ -57,8 +61,13 @@ class RankerConfig:
     head_channels: int = 64
     leaky_slope: float = 0.1
     residual: bool = True
+    train_clamp: str = "straight_through"
 
     def __post_init__(self) -> None:
+        if self.train_clamp not in ("straight_through", "hard"):
+            raise ValueError(
+                f"train_clamp must be 'straight_through' or 'hard'; got {self.train_clamp!r}"
+            )
         if self.backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {BACKBONES}; got {self.backbone!r}")
         if self.bpn_layers < 3 or self.bpn_layers % 3:
@@ -201,7 +210,10 @@ class ConfidenceRanker(nn.Module):
         pred = torch.stack(outs).mean(dim=0)
         if self.config.residual:
             pred = boxes[..., 4] + pred
-        return pred.clamp(0, 1) * valid.to(pred.dtype)
+        out = pred.clamp(0, 1)
+        if self.training and self.config.train_clamp == "straight_through":
+            out = pred + (out - pred).detach()
+        return out * valid.to(pred.dtype)
 
     def num_parameters(self) -> int:
         """Number of parameters."""

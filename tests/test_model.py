@@ -88,3 +88,16 @@ def test_box_matrix_sorts_normalises_pads_and_truncates() -> None:
     assert (mat[6:] == 0).all()
     mat, order = box_matrix(boxes, scores, 200.0, 4)
     assert mat.shape == (4, 5) and torch.equal(order, torch.argsort(scores, descending=True)[:4])
+
+
+@pytest.mark.parametrize(("mode", "has_grad"), [("straight_through", True), ("hard", False)])
+def test_train_clamp_gradient(mode: str, has_grad: bool) -> None:
+    model = ConfidenceRanker(RankerConfig(num_boxes=4, image_size=64, train_clamp=mode)).train()
+    boxes = torch.rand(1, 4, 5)
+    boxes[0, 0, 4] = 1.0  # at the top of the range: pushing it up clips
+    with torch.no_grad():
+        model.head_fc[0].bias.fill_(0.5)
+    out = model(torch.rand(1, 3, 64, 64) * 255, boxes)
+    assert float(out[0, 0]) == 1.0
+    out[0, 0].backward()
+    assert (model.head_fc[0].bias.grad[0] != 0) == has_grad
