@@ -18,6 +18,7 @@ from torch import Tensor
 
 from crface import __version__
 from crface._optional import ort_session, require
+from crface.adapters.generic import as_float_tensor
 from crface.imageio import as_rgb_array
 from crface.model import ConfidenceRanker, RankerConfig, box_matrix, letterbox
 from crface.ops import BOX_FORMATS, convert_boxes, suppress
@@ -41,25 +42,6 @@ class Candidates:
     scores: Tensor  # [N] float32 in [0, 1]
     ok: Tensor  # [N] bool: rows that take part (False only for rows dropped by invalid="drop")
     landmarks: Tensor | None  # [N, L, 2] or None
-
-
-def _as_float_tensor(x: Any, what: str) -> Tensor:
-    if isinstance(x, Tensor):
-        t = x.detach()
-    elif isinstance(x, (np.ndarray, list, tuple)):
-        if isinstance(x, np.ndarray) and x.dtype.kind not in "iuf":
-            raise TypeError(f"{what} must be real numbers; got dtype {x.dtype}")
-        try:
-            t = torch.as_tensor(np.asarray(x, dtype=np.float64))
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{what} must be numeric; got {type(x).__name__} ({exc})") from exc
-    else:
-        raise TypeError(
-            f"{what} must be a numpy array, torch tensor or nested list; got {type(x).__name__}"
-        )
-    if t.dtype == torch.bool or t.is_complex():
-        raise TypeError(f"{what} must be real numbers; got dtype {t.dtype}")
-    return t.float()
 
 
 def _rows(mask: Tensor, limit: int = 10) -> str:
@@ -101,8 +83,8 @@ def prepare_candidates(
         raise ValueError(f"box_format must be one of {BOX_FORMATS}; got {box_format!r}")
     if invalid not in INVALID_POLICIES:
         raise ValueError(f"invalid must be one of {INVALID_POLICIES}; got {invalid!r}")
-    b = _as_float_tensor(boxes, "boxes")
-    s = _as_float_tensor(scores, "scores")
+    b = as_float_tensor(boxes, "boxes", finite=False).cpu()
+    s = as_float_tensor(scores, "scores", finite=False).cpu()
     if b.numel() == 0 and s.numel() == 0:
         b, s = b.reshape(0, 4), s.reshape(0)
     if b.ndim != 2 or b.shape[1] != 4:
@@ -137,7 +119,7 @@ def prepare_candidates(
         )
     lm = None
     if landmarks is not None:
-        lm = _as_float_tensor(landmarks, "landmarks")
+        lm = as_float_tensor(landmarks, "landmarks", finite=False).cpu()
         if lm.ndim == 2 and lm.shape[1] % 2 == 0:
             lm = lm.reshape(lm.shape[0], -1, 2)
         if lm.ndim != 3 or lm.shape[0] != b.shape[0] or lm.shape[2] != 2:

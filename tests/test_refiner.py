@@ -130,7 +130,7 @@ BAD_CANDIDATES = [
         r"zero or negative.*\[1\]",
     ),
     ("zero_size", [[0, 0, 0, 1]], [0.5], ValueError, r"zero or negative.*\[0\]"),
-    ("strings", "boxes", [0.5], TypeError, "numpy array"),
+    ("strings", "boxes", [0.5], TypeError, "numeric array"),
     ("bool", np.ones((1, 4), bool), [0.5], TypeError, "real numbers"),
 ]
 

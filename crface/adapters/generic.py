@@ -35,16 +35,17 @@ FORMATS = (
 )
 
 
-def as_float_tensor(value: Any, name: str) -> Tensor:
+def as_float_tensor(value: Any, name: str, *, finite: bool = True) -> Tensor:
     """``value`` as a float32 tensor (torch tensors keep their device), rejecting NaN and inf.
 
     Args:
         value: a numpy array, torch tensor, nested list/tuple of numbers, or an object with
             ``.numpy()`` or ``__array__`` (TensorFlow, Paddle, JAX arrays).
         name: what the value is, for error messages.
+        finite: reject NaN / inf here (``False`` leaves that to a caller that reports rows).
 
     Raises:
-        TypeError: ``value`` is not numeric array-like.
+        TypeError: ``value`` is not numeric array-like, or holds booleans / complex numbers.
         ValueError: ragged nesting, NaN or inf values.
 
     Example:
@@ -52,10 +53,14 @@ def as_float_tensor(value: Any, name: str) -> Tensor:
         torch.float32
     """
     if isinstance(value, Tensor):
+        if value.dtype == torch.bool or value.is_complex():
+            raise TypeError(f"{name} must be real numbers; got dtype {value.dtype}")
         t = value.detach().to(torch.float32)
     else:
         if not isinstance(value, np.ndarray) and callable(getattr(value, "numpy", None)):
             value = value.numpy()
+        if isinstance(value, np.ndarray) and value.dtype.kind not in "iuf":
+            raise TypeError(f"{name} must be real numbers; got dtype {value.dtype}")
         if isinstance(value, (str, bytes, Mapping)) or value is None:
             raise TypeError(f"{name} must be a numeric array or tensor; got {type(value).__name__}")
         try:
@@ -65,7 +70,7 @@ def as_float_tensor(value: Any, name: str) -> Tensor:
                 f"{name} must be a rectangular numeric array; got {type(value).__name__} ({exc})"
             ) from exc
         t = torch.from_numpy(np.array(arr, dtype=np.float32, copy=True))
-    if t.numel() and not torch.isfinite(t).all():
+    if finite and t.numel() and not torch.isfinite(t).all():
         raise ValueError(f"{name} contains NaN or inf")
     return t
 
