@@ -18,9 +18,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchvision.ops import roi_align
 
-from crface.backbones import BACKBONES, build_backbone
+from crface.backbones import BACKBONES, ResNetBody, build_backbone
 
+HEADS = ("global", "roi")
 # Per-channel RGB statistics of natural images; inputs are 0-255 floats.
 _MEAN = (123.675, 116.28, 103.53)
 _STD = (58.395, 57.12, 57.375)
@@ -44,6 +46,13 @@ class RankerConfig:
         leaky_slope: negative slope of every LeakyReLU.
         residual: add the predicted residual to the input confidence (paper) instead of
             predicting the confidence directly.
+        head: ``"global"`` (the paper: per level, global average pooling and a fully connected
+            layer to N outputs, so a row's residual depends on its rank position and the whole
+            image) or ``"roi"`` (a crface variant: each candidate's own RoIAlign features from the
+            finest pyramid level, its BPN row and the pooled image feature go through a small MLP;
+            the residual then depends on what is inside the box).
+        roi_size: RoIAlign output side for the ``"roi"`` head.
+        roi_hidden: hidden width of the ``"roi"`` head's MLP.
         train_clamp: how the [0, 1] clip behaves in training mode: ``"straight_through"``
             (clipped values, identity gradient, so boxes pushed past 0 or 1 keep learning) or
             ``"hard"`` (plain clamp: zero gradient outside [0, 1], the paper's literal reading).
@@ -61,9 +70,14 @@ class RankerConfig:
     head_channels: int = 64
     leaky_slope: float = 0.1
     residual: bool = True
+    head: str = "global"
+    roi_size: int = 3
+    roi_hidden: int = 128
     train_clamp: str = "straight_through"
 
     def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}; got {self.head!r}")
         if self.train_clamp not in ("straight_through", "hard"):
             raise ValueError(
                 f"train_clamp must be 'straight_through' or 'hard'; got {self.train_clamp!r}"
@@ -183,10 +197,34 @@ class ConfidenceRanker(nn.Module):
         self.head_conv = nn.ModuleList(
             _conv(cfg.fpn_channels, cfg.head_channels, s) for _ in range(3)
         )
-        self.head_fc = nn.ModuleList(nn.Linear(cfg.head_channels, cfg.num_boxes) for _ in range(3))
+        if cfg.head == "global":
+            self.head_fc = nn.ModuleList(
+                nn.Linear(cfg.head_channels, cfg.num_boxes) for _ in range(3)
+            )
+            last = list(self.head_fc)
+        else:
+            width = cfg.head_channels * (cfg.roi_size**2 + 1) + cfg.bpn_channels * 5
+            self.roi_mlp = nn.Sequential(
+                nn.Linear(width, cfg.roi_hidden),
+                nn.LeakyReLU(s),
+                nn.Linear(cfg.roi_hidden, cfg.roi_hidden),
+                nn.LeakyReLU(s),
+                nn.Linear(cfg.roi_hidden, 1),
+            )
+            last = [self.roi_mlp[-1]]
+        for m in self.modules():
+            # He init keeps activations near unit scale through the network, which matters in
+            # eval mode before BatchNorm has seen data (its running stats start at 0 / 1).
+            if isinstance(m, nn.Conv2d) and not isinstance(self.backbone, ResNetBody):
+                nn.init.kaiming_normal_(m.weight, a=s, mode="fan_in", nonlinearity="leaky_relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        with torch.no_grad():  # residual BPN branches start small so the sum does not blow up
+            for conv in self.bpn.layers[1:]:
+                conv.weight.mul_((cfg.bpn_layers - 1) ** -0.5)
         if cfg.residual:
             # An untrained ranker is the identity: refined == input confidences.
-            for fc in self.head_fc:
+            for fc in last:
                 nn.init.zeros_(fc.weight)
                 nn.init.zeros_(fc.bias)
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -204,17 +242,39 @@ class ConfidenceRanker(nn.Module):
         p5 = lat[2]
         p4 = self.merge[1](lat[1] + F.interpolate(p5, size=lat[1].shape[-2:], mode="nearest"))
         p3 = self.merge[0](lat[0] + F.interpolate(p4, size=lat[0].shape[-2:], mode="nearest"))
-        outs = [
-            fc(conv(p).mean(dim=(2, 3)))
-            for p, conv, fc in zip((p3, p4, p5), self.head_conv, self.head_fc)
-        ]
-        pred = torch.stack(outs).mean(dim=0)
+        if self.config.head == "global":
+            outs = [
+                fc(conv(p).mean(dim=(2, 3)))
+                for p, conv, fc in zip((p3, p4, p5), self.head_conv, self.head_fc)
+            ]
+            pred = torch.stack(outs).mean(dim=0)
+        else:
+            pred = self._roi_head(image.shape[-1], p3, p5, taps[-1], boxes)
         if self.config.residual:
             pred = boxes[..., 4] + pred
         out = pred.clamp(0, 1)
         if self.training and self.config.train_clamp == "straight_through":
             out = pred + (out - pred).detach()
         return out * valid.to(pred.dtype)
+
+    def _roi_head(
+        self, size: int, p3: Tensor, p5: Tensor, row_feats: Tensor, boxes: Tensor
+    ) -> Tensor:
+        b, n = boxes.shape[:2]
+        cfg = self.config
+        fine = self.head_conv[0](p3)
+        xyxy = torch.cat([boxes[..., :2], boxes[..., :2] + boxes[..., 2:4]], dim=-1) * size
+        batch_idx = torch.arange(b, device=boxes.device, dtype=boxes.dtype)
+        rois = torch.cat([batch_idx.view(b, 1, 1).expand(b, n, 1), xyxy], dim=-1).reshape(b * n, 5)
+        spatial = size / fine.shape[-1]
+        pooled = roi_align(fine, rois, cfg.roi_size, 1.0 / spatial, sampling_ratio=2, aligned=True)
+        context = self.head_conv[2](p5).mean(dim=(2, 3))  # (B, C)
+        parts = [
+            pooled.reshape(b, n, -1),
+            row_feats.permute(0, 2, 1, 3).reshape(b, n, -1),  # (B, N, C_bpn * 5)
+            context[:, None].expand(b, n, context.shape[1]),
+        ]
+        return self.roi_mlp(torch.cat(parts, dim=-1)).squeeze(-1)
 
     def num_parameters(self) -> int:
         """Number of parameters."""

@@ -15,9 +15,13 @@ def random_model(
     torch.manual_seed(seed)
     model = ConfidenceRanker(RankerConfig(num_boxes=num_boxes, image_size=image_size, **kw)).eval()
     with torch.no_grad():
-        for fc in model.head_fc:
-            fc.weight.normal_(0, 0.5)
-            fc.bias.normal_(0, 0.1)
+        if model.config.head == "global":
+            for fc in model.head_fc:
+                fc.weight.normal_(0, 0.5)
+                fc.bias.normal_(0, 0.1)
+        else:
+            model.roi_mlp[-1].weight.normal_(0, 0.05)
+            model.roi_mlp[-1].bias.normal_(0, 0.1)
     return model
 
 

@@ -7,8 +7,9 @@ from crface.model import PRESETS, ConfidenceRanker, RankerConfig, box_matrix, le
 from tests.helpers import random_boxes, random_model
 
 
-def test_untrained_ranker_is_identity() -> None:
-    model = ConfidenceRanker(RankerConfig(num_boxes=8, image_size=64)).eval()
+@pytest.mark.parametrize("head", ["global", "roi"])
+def test_untrained_ranker_is_identity(head: str) -> None:
+    model = ConfidenceRanker(RankerConfig(num_boxes=8, image_size=64, head=head)).eval()
     boxes = torch.rand(2, 8, 5)
     boxes[:, 5:] = 0  # padding rows
     out = model(torch.rand(2, 3, 64, 64) * 255, boxes)
@@ -16,8 +17,9 @@ def test_untrained_ranker_is_identity() -> None:
     assert torch.equal(out[:, 5:], torch.zeros(2, 3))
 
 
-def test_output_range_shape_and_padding_rows() -> None:
-    model = random_model(num_boxes=12)
+@pytest.mark.parametrize("head", ["global", "roi"])
+def test_output_range_shape_and_padding_rows(head: str) -> None:
+    model = random_model(num_boxes=12, head=head)
     boxes = torch.rand(3, 12, 5)
     boxes[:, 7:] = 0
     out = model(torch.rand(3, 3, 64, 64) * 255, boxes)
@@ -37,8 +39,9 @@ def test_bpn_features_of_padding_rows_are_zero() -> None:
         assert tap[:, :, :6].abs().sum() > 0
 
 
-def test_batch_members_do_not_interact() -> None:
-    model = random_model(num_boxes=16)
+@pytest.mark.parametrize("head", ["global", "roi"])
+def test_batch_members_do_not_interact(head: str) -> None:
+    model = random_model(num_boxes=16, head=head)
     imgs, mats = torch.rand(3, 3, 64, 64) * 255, torch.rand(3, 16, 5)
     mats[1, 9:] = 0
     together = model(imgs, mats)
@@ -66,7 +69,14 @@ def test_config_round_trip_and_errors() -> None:
     assert RankerConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown RankerConfig keys"):
         RankerConfig.from_dict({"bogus": 1})
-    for bad in ({"backbone": "vgg"}, {"bpn_layers": 4}, {"num_boxes": 0}, {"bpn_kernel": (2, 5)}):
+    for bad in (
+        {"backbone": "vgg"},
+        {"bpn_layers": 4},
+        {"num_boxes": 0},
+        {"bpn_kernel": (2, 5)},
+        {"head": "mlp"},
+        {"train_clamp": "soft"},
+    ):
         with pytest.raises(ValueError):
             RankerConfig(**bad)
 
@@ -101,3 +111,34 @@ def test_train_clamp_gradient(mode: str, has_grad: bool) -> None:
     assert float(out[0, 0]) == 1.0
     out[0, 0].backward()
     assert (model.head_fc[0].bias.grad[0] != 0) == has_grad
+
+
+def test_roi_head_pools_the_box_region() -> None:
+    """The roi head reads the finest pyramid features inside each box: with a fixed feature map
+    that is 1 only in the top-left quarter and only the RoI inputs feeding the MLP, a box there
+    scores differently and two boxes elsewhere score exactly alike."""
+    model = random_model(num_boxes=4, image_size=64, head="roi")
+    roi_width = model.config.head_channels * model.config.roi_size**2
+    fixed = torch.zeros(1, model.config.head_channels, 8, 8)  # stride 8 on a 64 px image
+    fixed[:, :, :4, :4] = 1.0
+    with torch.no_grad():
+        model.roi_mlp[0].weight[:, roi_width:] = 0  # silence the BPN-row and context inputs
+
+    class Fixed(torch.nn.Module):
+        def forward(self, p3: torch.Tensor) -> torch.Tensor:
+            return fixed.expand(p3.shape[0], -1, -1, -1)
+
+    model.head_conv[0] = Fixed()
+    boxes = torch.tensor(
+        [
+            [
+                [0.05, 0.05, 0.3, 0.3, 0.5],
+                [0.6, 0.05, 0.3, 0.3, 0.5],
+                [0.6, 0.6, 0.3, 0.3, 0.5],
+                [0, 0, 0, 0, 0],
+            ]
+        ]
+    )
+    out = model(torch.zeros(1, 3, 64, 64), boxes)[0]
+    assert out[0] != out[1]
+    assert out[1] == out[2]

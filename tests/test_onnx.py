@@ -15,9 +15,9 @@ pytest.importorskip("onnxscript", reason="onnxscript not installed (pip install 
 TOL = 1e-4
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    model = random_model(num_boxes=32, image_size=96, seed=5)
+@pytest.fixture(scope="module", params=["global", "roi"])
+def pair(tmp_path_factory, request):
+    model = random_model(num_boxes=32, image_size=96, seed=5, head=request.param)
     torch_refiner = Refiner.from_model(model, device="cpu", metadata={"trained": True, "tag": "t"})
     path = torch_refiner.export_onnx(tmp_path_factory.mktemp("onnx") / "ranker.onnx")
     return torch_refiner, Refiner.load(path, backend="onnxruntime", device="cpu"), path
