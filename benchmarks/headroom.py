@@ -82,7 +82,17 @@ def main() -> int:
     ap.add_argument("--other-limit", type=int, default=50)
     ap.add_argument("--other-sets", nargs="*", default=list(OTHER_SETS))
     ap.add_argument("--timing-images", type=int, default=10)
-    ap.add_argument("--json", help="write all numbers here")
+    ap.add_argument(
+        "--json",
+        help="write all numbers here (after each detector; detectors already "
+        "in the file are not recomputed, so an interrupted run resumes)",
+    )
+    ap.add_argument(
+        "--render",
+        nargs="+",
+        metavar="JSON",
+        help="only print the table of these result files (e.g. from several runs)",
+    )
     ap.add_argument("--markdown", help="write the table here")
     args = ap.parse_args()
 
@@ -93,8 +103,16 @@ def main() -> int:
         held = full.subset(lambda s: hash_fold(s.name) == 4)
         sets[name] = (held[: args.other_limit], args.other_scales)
 
-    results = []
+    if args.render:
+        results = [r for f in args.render for r in json.loads(Path(f).read_text())]
+        return render(results, args)
+    results = (
+        json.loads(Path(args.json).read_text()) if args.json and Path(args.json).is_file() else []
+    )
+    done = {r["detector"] for r in results}
     for det_name in args.detectors:
+        if det_name in done:
+            continue
         runner = get_detector(det_name)
         for set_name, (dataset, set_scales) in sets.items():
             scales = sorted(set(set_scales) | {1.0})  # single-scale is every baseline's base pass
@@ -105,6 +123,7 @@ def main() -> int:
                 "detector": det_name,
                 "set": set_name,
                 "images": len(dataset),
+                "scales": scales,
                 **ap_row(cache, dataset, det_name, variants),
             }
             if set_name == "wider_val200":
@@ -114,21 +133,26 @@ def main() -> int:
                 row.update(ms_single=ms_single, ms_multi=ms_multi)
             results.append(row)
             print(
-                f"{det_name:<18} {set_name:<20} single {fmt(row['single'])} | multi {fmt(row['multi'])} "
-                f"| soft {fmt(row['soft'])} | oracle {fmt(row['oracle'])}",
+                f"{det_name:<18} {set_name:<20} single {fmt(row['single'])} | "
+                f"multi {fmt(row['multi'])} | soft {fmt(row['soft'])} | oracle {fmt(row['oracle'])}",
                 file=sys.stderr,
             )
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2))
+    return render(results, args)
 
+
+def render(results: list[dict], args: argparse.Namespace) -> int:
+    """Print (and with ``--markdown`` write) the table of ``results``."""
     lines = [
-        f"Multi-scale: scales {sorted(set(args.scales) | {1.0})} on wider_val200 and "
-        f"{sorted(set(args.other_scales) | {1.0})} on the other sets"
-        f"{'' if args.no_flip else ', each + flip'}, box voting IoU 0.4 (clusters of >= 2). "
-        f"AP in %, wider_val200 as Easy / Medium / Hard, other sets as AP 'all' on up to "
-        f"{args.other_limit} held-out images (hash_fold == 4).",
+        "Multi-scale: each pass and its mirror at the listed scales, box voting IoU 0.4 "
+        "(clusters of >= 2). AP in %: wider_val200 as Easy / Medium / Hard, the other sets as "
+        "AP 'all' on their first held-out images (hash_fold == 4). Times: median ms per image, "
+        "single vs multi measured interleaved on the same wider_val200 images.",
         "",
-        "| detector | set | single | multi+flip+vote | soft-NMS | oracle | headroom (oracle - single) "
-        "| ms single | ms multi | multi / single |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| detector | set | images | scales | single | multi+flip+vote | soft-NMS | oracle "
+        "| headroom (oracle - single) | ms single | ms multi | multi / single |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         gap = {k: r["oracle"][k] - r["single"][k] for k in r["single"]}
@@ -137,16 +161,15 @@ def main() -> int:
             if "ms_single" in r
             else "- | - | -"
         )
+        scales = ", ".join(f"{s:g}" for s in r.get("scales", []))
         lines.append(
-            f"| {r['detector']} | {r['set']} | {fmt(r['single'])} | {fmt(r['multi'])} | "
-            f"{fmt(r['soft'])} | {fmt(r['oracle'])} | {fmt(gap)} | {timing} |"
+            f"| {r['detector']} | {r['set']} | {r['images']} | {scales} | {fmt(r['single'])} | "
+            f"{fmt(r['multi'])} | {fmt(r['soft'])} | {fmt(r['oracle'])} | {fmt(gap)} | {timing} |"
         )
     table = "\n".join(lines)
     print(table)
     if args.markdown:
         Path(args.markdown).write_text(table + "\n")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
 
 
