@@ -149,9 +149,13 @@ class _OrtBackend:
         return torch.from_numpy(self.session.run(["scores"], feed)[0])
 
 
-def _resolve_device(device: str) -> torch.device:
+def _check_device_name(device: str) -> None:
     if device not in ("auto", "cpu", "cuda") and not str(device).startswith("cuda:"):
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}")
+
+
+def _resolve_device(device: str) -> torch.device:
+    _check_device_name(device)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
@@ -218,6 +222,7 @@ class Refiner:
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+        _check_device_name(device)  # fail on a bad device before reading any file
         path = resolve(name_or_path)
         if path.suffix == ".onnx":
             if backend != "onnxruntime":
