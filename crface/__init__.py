@@ -19,19 +19,28 @@ _LAZY = {
     "ConfidenceRanker": "crface.model",
     "list_weights": "crface.weights",
     "load_image": "crface.imageio",
+    "hook": "crface.hooks",
+    "refined": "crface.hooks",
+    "rerank_stream": "crface.hooks",
+    "RefinedDetector": "crface.hooks",
 }
 
 __all__ = [
     "ConfidenceRanker",
     "Detections",
     "RankerConfig",
+    "RefinedDetector",
     "Refiner",
     "__version__",
+    "hook",
     "list_weights",
     "load_image",
+    "refined",
+    "rerank_stream",
 ]
 
 if TYPE_CHECKING:
+    from crface.hooks import RefinedDetector, hook, refined, rerank_stream
     from crface.imageio import load_image
     from crface.model import ConfidenceRanker, RankerConfig
     from crface.refiner import Refiner

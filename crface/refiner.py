@@ -285,6 +285,20 @@ class Refiner:
             batch_size=batch_size,
         )
 
+    def to(self, device: str | torch.device) -> Refiner:
+        """Move the torch-backend ranker to ``device`` (in place); returns ``self``.
+
+        Raises:
+            ValueError: on the onnxruntime backend (choose its device at load time) or for a
+                CUDA device torch cannot see.
+        """
+        if self.model is None:
+            raise ValueError("Refiner.to() needs the torch backend; pass device= to Refiner.load")
+        dev = _resolve_device(str(device))
+        self._forward = _TorchBackend(self.model, dev)
+        self.device = dev
+        return self
+
     # ---------------------------------------------------------------- scoring
     def _refine(self, images: Sequence[np.ndarray], cands: Sequence[Candidates]) -> list[Tensor]:
         """Refined scores for every row of every image (dropped rows 0; rows past N unchanged)."""
