@@ -66,10 +66,6 @@ def test_refined_detector_module_batches(refiner: Refiner) -> None:
 
 
 def test_refiner_to_rejects_onnx_backend() -> None:
-    r = Refiner(
-        Refiner.load.__self__ and random_refiner().config,
-        lambda a, b: b[..., 4],
-        backend="onnxruntime",
-    )
+    r = Refiner(random_refiner().config, lambda images, boxes: boxes[..., 4], backend="onnxruntime")
     with pytest.raises(ValueError, match="torch backend"):
         r.to("cpu")
