@@ -52,13 +52,10 @@ def _parse_txt(path: Path, box_format: str) -> Detections:
             raise ValueError(f"{path}: cannot parse line {i + 1!r}: {lines[i]!r}") from exc
 
     first = lines[0].split()
-    is_wider = len(lines) >= 2 and lines[1].isdigit() and not _is_number_row(first)
-    if is_wider:
-        count = int(lines[1])
-        rows = [numbers(i)[:5] for i in range(2, len(lines))]
-        if len(rows) != count:
-            raise ValueError(f"{path}: WIDER file says {count} boxes but has {len(rows)} rows")
-        return _rows_to_detections(rows, "xywh", path)
+    if len(lines) >= 2 and lines[1].isdigit() and not _is_number_row(first):
+        from crface.eval.wider import parse_prediction_lines
+
+        return _rows_to_detections(parse_prediction_lines(path, lines), "xyxy", path)
     return _rows_to_detections([numbers(i) for i in range(len(lines))], box_format, path)
 
 

@@ -280,11 +280,13 @@ def read_predictions(directory: str | os.PathLike) -> dict[str, np.ndarray]:
         key = stem if folder == "." else f"{folder}/{stem}"
         if key in out:
             raise ValueError(f"{path}: a second prediction file for image {key!r}")
-        out[key] = _parse_prediction_file(path, lines)
+        out[key] = parse_prediction_lines(path, lines)
     return out
 
 
-def _parse_prediction_file(path: Path, lines: list[str]) -> np.ndarray:
+def parse_prediction_lines(path: Path, lines: list[str]) -> np.ndarray:
+    """Parse one WIDER prediction file's lines (name, count, ``x y w h score`` rows) into a
+    ``(K, 5)`` float64 array of ``x1 y1 x2 y2 score``; errors name ``path`` and the line."""
     if len(lines) < 2 or not lines[1].strip().isdigit():
         got = repr(lines[1]) if len(lines) > 1 else "nothing"
         raise ValueError(f"{path}:2: expected the number of boxes; got {got}")
