@@ -9,6 +9,58 @@ from PIL import Image, ImageDraw
 from crface.types import Detections
 
 
+def comparison_table(
+    candidates: Detections,
+    before: Detections,
+    after: Detections,
+    *,
+    top: int = 10,
+    threshold: float = 0.5,
+) -> str:
+    """A text table of the reranked detections next to the detector's own ranking.
+
+    Args:
+        candidates: ``K`` detector candidates before NMS, in row order.
+        before: the detector's own result after NMS; ``indices`` are rows of ``candidates``.
+        after: the reranked result (:meth:`crface.Refiner.rerank` of ``candidates``); ``indices``
+            are rows of ``candidates``.
+        top: how many of the reranked detections to list.
+        threshold: the score at and above which detections are counted in the summary.
+
+    Returns:
+        The table (rank, box, detector score, refined score, rank before), a blank line and a
+        summary counting detections of both, without a trailing newline.
+
+    Example:
+        >>> import torch
+        >>> cands = Detections(torch.tensor([[0.0, 0, 10, 10]]), torch.tensor([0.9]))
+        >>> print(comparison_table(cands, cands, cands).splitlines()[1])
+           1  (    0,     0,    10,    10)      0.900    0.900            1
+    """
+    rank_before = {int(i): r for r, i in enumerate(before.indices)}
+    rows = [
+        f"{'rank':>4}  {'box (x1, y1, x2, y2)':<26} {'detector':>8} {'refined':>8}  {'rank before':>11}"
+    ]
+    for r in range(min(top, len(after))):
+        i = int(after.indices[r])
+        x1, y1, x2, y2 = after.boxes[r].tolist()
+        was = rank_before.get(i)
+        rows.append(
+            f"{r + 1:>4}  ({x1:5.0f}, {y1:5.0f}, {x2:5.0f}, {y2:5.0f})   "
+            f"{float(candidates.scores[i]):8.3f} {float(after.scores[r]):8.3f}  "
+            f"{'-' if was is None else was + 1:>11}"
+        )
+    t = threshold
+    rows += [
+        "",
+        f"{'':<26} {'detector + NMS':>16} {'crface rerank':>14}",
+        f"{'detections':<26} {len(before):>16} {len(after):>14}",
+        f"{f'detections >= {t:g}':<26} {int((before.scores >= t).sum()):>16} "
+        f"{int((after.scores >= t).sum()):>14}",
+    ]
+    return "\n".join(rows)
+
+
 def side_by_side(
     image: Any,
     panels: list[tuple[str, Detections]],

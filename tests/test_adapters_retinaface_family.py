@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from crface.adapters import adapt, generic, hambox, hrnet, retinaface
+from crface.types import Detections
 
 # ---------------------------------------------------------------------------------------------
 # retinaface
@@ -306,6 +307,14 @@ def test_generic_landmarks_and_empty():
         e = generic.to_detections(empty)
         assert len(e) == 0
         assert e.boxes.dtype == torch.float32
+
+
+def test_generic_passes_detections_through():
+    # What the runners return, so crface.hook(runner.detect) works with the default adapter.
+    det = Detections(torch.from_numpy(_XYXY), torch.from_numpy(_SCORES))
+    assert generic.to_detections(det) is det
+    with pytest.raises(ValueError, match="xyxy pixels already"):
+        generic.to_detections(det, box_format="xywh")
 
 
 @pytest.mark.parametrize(

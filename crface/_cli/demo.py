@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from crface.imageio import load_image
     from crface.ops import nms
     from crface.types import Detections
-    from crface.viz import side_by_side
+    from crface.viz import comparison_table, side_by_side
     from crface.weights import ASSETS
 
     image = load_image(ASSETS / "demo.jpg")
@@ -49,25 +49,8 @@ def run(args: argparse.Namespace) -> int:
         + ("" if trained else "  (UNTRAINED initialisation: scores pass through unchanged)")
     )
     print()
-    rank_before = {int(i): r for r, i in enumerate(before.indices)}
-    print(
-        f"{'rank':>4}  {'box (x1, y1, x2, y2)':<26} {'detector':>8} {'refined':>8}  {'rank before':>11}"
-    )
-    for r in range(min(args.top, len(faces))):
-        i = int(faces.indices[r])
-        x1, y1, x2, y2 = faces.boxes[r].tolist()
-        was = rank_before.get(i)
-        print(
-            f"{r + 1:>4}  ({x1:5.0f}, {y1:5.0f}, {x2:5.0f}, {y2:5.0f})   {float(cands.scores[i]):8.3f} "
-            f"{float(faces.scores[r]):8.3f}  {'-' if was is None else was + 1:>11}"
-        )
     t = args.draw_threshold
-    print()
-    print(f"{'':<26} {'detector + NMS':>16} {'crface rerank':>14}")
-    print(f"{'detections':<26} {len(before):>16} {len(faces):>14}")
-    print(
-        f"{f'detections >= {t:g}':<26} {int((before.scores >= t).sum()):>16} {int((faces.scores >= t).sum()):>14}"
-    )
+    print(comparison_table(cands, before, faces, top=args.top, threshold=t))
     fig = side_by_side(
         image, [("detector + NMS", before), ("crface rerank", faces)], score_threshold=t
     )

@@ -5,7 +5,9 @@ Accepted ``output`` formats for :func:`to_detections`:
 * an ``(N, 5)`` array-like of rows ``[a, b, c, d, score]`` (the four box numbers in ``box_format``);
 * a pair ``(boxes, scores)``: ``(N, 4)`` boxes and ``(N,)`` scores;
 * a mapping with keys ``"boxes"`` and ``"scores"`` (optionally ``"landmarks"``, ``(N, L, 2)`` or
-  ``(N, 2L)``).
+  ``(N, 2L)``);
+* a :class:`~crface.types.Detections` (what the runners of :mod:`crface.detectors` return),
+  passed through unchanged.
 
 "Array-like" means a numpy array, a torch tensor (any device), a nested list/tuple, or any object
 with ``.numpy()`` / ``__array__`` (TensorFlow, Paddle, JAX arrays).
@@ -32,6 +34,7 @@ FORMATS = (
     "(N, 5) rows [a, b, c, d, score] in box_format",
     "(boxes (N, 4), scores (N,)) pair",
     "mapping {'boxes': (N, 4), 'scores': (N,), optional 'landmarks': (N, L, 2)}",
+    "crface.types.Detections (returned as is)",
 )
 
 
@@ -226,8 +229,10 @@ def to_detections(output: Any, **kwargs: Any) -> Detections:
     """Convert a generic detector output (see the module docstring for the formats).
 
     Args:
-        output: ``(N, 5)`` rows, a ``(boxes, scores)`` pair, or a ``{"boxes", "scores"}`` mapping.
-        **kwargs: ``box_format``, ``normalized``, ``image_size`` as in :func:`from_boxes`.
+        output: ``(N, 5)`` rows, a ``(boxes, scores)`` pair, a ``{"boxes", "scores"}`` mapping, or
+            a :class:`~crface.types.Detections` (returned as is; it is xyxy pixels already).
+        **kwargs: ``box_format``, ``normalized``, ``image_size`` as in :func:`from_boxes`; they
+            must be left unset for a ``Detections``.
 
     Raises:
         ValueError: for an unrecognised format (listing the accepted ones) or invalid values.
@@ -236,6 +241,12 @@ def to_detections(output: Any, **kwargs: Any) -> Detections:
         >>> to_detections(([[0, 0, 4, 4]], [0.5]), box_format="xywh").boxes.tolist()
         [[0.0, 0.0, 4.0, 4.0]]
     """
+    if isinstance(output, Detections):
+        if kwargs:
+            raise ValueError(
+                f"a Detections is xyxy pixels already; got conversion options {sorted(kwargs)}"
+            )
+        return output
     if isinstance(output, Mapping):
         if "boxes" not in output or "scores" not in output:
             raise unknown_format(
