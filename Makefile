@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 # CPU torch wheels are not on PyPI's default index; these pins are served from local disk here.
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.crface-installed
+DOCS_STAMP := $(VENV)/.crface-docs-installed
 
-.PHONY: demo test lint format install bench clean
+.PHONY: demo test lint format install bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,5 +37,13 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_rerank.py
 
+$(DOCS_STAMP): pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+# The site from docs/ into site/; --strict turns every warning (broken link, bad docstring) into an error.
+docs: $(DOCS_STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) out build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) out site build dist *.egg-info .pytest_cache .ruff_cache

@@ -215,11 +215,16 @@ def decode_dense(
             ``(H*W*A, C)`` / ``(H*W*A,)`` classification outputs (see the module docstring).
         box_deltas: per level, ``(1, A*4, H, W)`` / ``(A*4, H, W)`` or ``(H*W*A, 4)`` deltas.
         image_size: ``(height, width)`` of the network input in pixels (required).
-        strides, sizes, scales, aspect_ratios, center_offset: the anchor configuration of
-            :func:`anchor_grid` (defaults: RetinaNet's).
+        strides: stride per level (this and the next four: the anchor configuration of
+            :func:`anchor_grid`; defaults: RetinaNet's).
+        sizes: base anchor size per level, in pixels.
+        scales: multipliers of the base size (octave scales).
+        aspect_ratios: anchor ``height / width`` ratios.
+        center_offset: ``0.0`` (torchvision, Detectron2, PaddleDetection) or ``0.5``.
         feature_sizes: ``(H, W)`` per level for flattened inputs (NCHW inputs carry their own);
             default ``ceil(image_size / stride)``.
-        weights, clamp: the box coder's settings (:func:`decode_deltas`).
+        weights: the box coder's ``(wx, wy, ww, wh)`` (:func:`decode_deltas`).
+        clamp: upper bound on ``dw``/``dh`` after dividing by the weights.
         face_class: the column of the face class when ``C > 1``.
         logits: ``True`` if ``cls_logits`` are logits (sigmoid applied), ``False`` if probabilities.
 
