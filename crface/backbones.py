@@ -8,6 +8,9 @@ ImageNet download happens, ever).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from torch import Tensor, nn
 
 BACKBONES = ("mobilenet", "resnet18", "resnet50")
@@ -103,3 +106,40 @@ def build_backbone(name: str, width_mult: float = 0.25) -> nn.Module:
 
 
 __all__ = ["BACKBONES", "MobileNetV1", "ResNetBody", "build_backbone", "conv_bn", "conv_dw"]
+
+
+def load_retinaface_body(backbone: nn.Module, path: str | os.PathLike) -> None:
+    """Initialise a ``mobilenet`` backbone (``width_mult=0.25``) from a RetinaFace-MobileNet-0.25
+    checkpoint in the Pytorch_Retinaface layout (its ``body.*`` weights, face-trained).
+
+    Pair it with ``RankerConfig(input_norm="retinaface")``: the body was trained on BGR images
+    minus (104, 117, 123).
+
+    Args:
+        backbone: the ranker's ``MobileNetV1(0.25)``.
+        path: the ``.pth`` state dict (keys ``body.stage1...``, optionally prefixed ``module.``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        TypeError: ``backbone`` is not a MobileNetV1.
+        ValueError: the file has no ``body.*`` weights or they do not fit the backbone.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"RetinaFace checkpoint not found: {path}")
+    if not isinstance(backbone, MobileNetV1):
+        raise TypeError(f"expected a MobileNetV1 backbone; got {type(backbone).__name__}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    body = {
+        k.removeprefix("module.").removeprefix("body."): v
+        for k, v in state.items()
+        if k.removeprefix("module.").startswith("body.")
+    }
+    if not body:
+        raise ValueError(f"{path}: no 'body.*' weights (not a Pytorch_Retinaface checkpoint?)")
+    try:
+        backbone.load_state_dict(body, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: body weights do not fit the backbone: {exc}") from exc

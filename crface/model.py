@@ -24,8 +24,12 @@ from crface.backbones import BACKBONES, ResNetBody, build_backbone
 
 HEADS = ("global", "roi")
 # Per-channel RGB statistics of natural images; inputs are 0-255 floats.
-_MEAN = (123.675, 116.28, 103.53)
-_STD = (58.395, 57.12, 57.375)
+# Per input_norm: (mean, std) in the network's channel order, and whether that order is BGR.
+INPUT_NORMS: dict[str, tuple[tuple[float, ...], tuple[float, ...], bool]] = {
+    "imagenet": ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375), False),
+    # What RetinaFace's body was trained on, so its face-trained weights can initialise ours.
+    "retinaface": ((104.0, 117.0, 123.0), (1.0, 1.0, 1.0), True),
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,9 @@ class RankerConfig:
             the residual then depends on what is inside the box).
         roi_size: RoIAlign output side for the ``"roi"`` head.
         roi_hidden: hidden width of the ``"roi"`` head's MLP.
+        input_norm: image normalisation: ``"imagenet"`` (RGB, ImageNet mean/std) or
+            ``"retinaface"`` (BGR minus (104, 117, 123), as RetinaFace's body expects; use it with
+            a backbone initialised from RetinaFace, see :func:`crface.backbones.load_retinaface_body`).
         train_clamp: how the [0, 1] clip behaves in training mode: ``"straight_through"``
             (clipped values, identity gradient, so boxes pushed past 0 or 1 keep learning) or
             ``"hard"`` (plain clamp: zero gradient outside [0, 1], the paper's literal reading).
@@ -74,8 +81,13 @@ class RankerConfig:
     roi_size: int = 3
     roi_hidden: int = 128
     train_clamp: str = "straight_through"
+    input_norm: str = "imagenet"
 
     def __post_init__(self) -> None:
+        if self.input_norm not in INPUT_NORMS:
+            raise ValueError(
+                f"input_norm must be one of {tuple(INPUT_NORMS)}; got {self.input_norm!r}"
+            )
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}; got {self.head!r}")
         if self.train_clamp not in ("straight_through", "hard"):
@@ -227,11 +239,14 @@ class ConfidenceRanker(nn.Module):
             for fc in last:
                 nn.init.zeros_(fc.weight)
                 nn.init.zeros_(fc.bias)
-        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+        mean, std, self._bgr = INPUT_NORMS[cfg.input_norm]
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, image: Tensor, boxes: Tensor) -> Tensor:
         valid = boxes[..., 2] > 0
+        if self._bgr:
+            image = image.flip(1)
         feats = self.backbone((image - self.mean) / self.std)
         taps = self.bpn(boxes, valid)
         lat = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -149,6 +150,26 @@ class _OrtBackend:
         return torch.from_numpy(self.session.run(["scores"], feed)[0])
 
 
+def _pick_strength(metadata: dict[str, Any], strength: float | None, detector: str | None) -> float:
+    """The blend strength: explicit, else the weights' per-detector / default value, else 1."""
+    table = metadata.get("strength") or {}
+    per_det = table.get("per_detector", {})
+    if detector is not None and strength is None:
+        if detector not in per_det:
+            raise ValueError(
+                f"no strength stored for detector {detector!r}; the weights know "
+                f"{sorted(per_det) or 'none'}: pass strength= explicitly"
+            )
+        strength = per_det[detector]
+    if strength is None:
+        strength = table.get("default", 1.0)
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)):
+        raise TypeError(f"strength must be a number; got {type(strength).__name__}")
+    if not math.isfinite(strength) or strength < 0:
+        raise ValueError(f"strength must be finite and >= 0; got {strength!r}")
+    return float(strength)
+
+
 def _check_device_name(device: str) -> None:
     if device not in ("auto", "cpu", "cuda") and not str(device).startswith("cuda:"):
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}")
@@ -188,6 +209,8 @@ class Refiner:
         backend: str = "torch",
         device: torch.device | None = None,
         batch_size: int = 8,
+        strength: float | None = None,
+        detector: str | None = None,
     ) -> None:
         self.config = config
         self.metadata = dict(metadata or {})
@@ -196,6 +219,7 @@ class Refiner:
         self.batch_size = int(batch_size)
         self.model = model
         self._forward = forward
+        self.strength = _pick_strength(self.metadata, strength, detector)
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -206,6 +230,8 @@ class Refiner:
         device: str = "auto",
         backend: str = "torch",
         batch_size: int = 8,
+        strength: float | None = None,
+        detector: str | None = None,
     ) -> Refiner:
         """Load a registered model (see :func:`crface.list_weights`) or a weights / ``.onnx`` file.
 
@@ -215,9 +241,16 @@ class Refiner:
             backend: ``"torch"`` or ``"onnxruntime"`` (needs ``crface[onnx]``, or ``crface[gpu]``
                 for CUDA). A weights file is exported to ONNX in memory for the latter.
             batch_size: images per forward pass in :meth:`rerank_batch`.
+            strength: how far to move each score towards the ranker's: ``s + strength * (r - s)``
+                (0: the detector's scores unchanged, 1: the ranker's). ``None``: the value
+                stored with the weights (chosen on held-out data; see ``docs/model_card.md``),
+                for ``detector`` when given, else 1.
+            detector: the detector producing the candidates (e.g. ``"retinaface"``), to use the
+                strength measured for it. Names the weights do not know raise (listing them).
 
         Raises:
-            ValueError: unknown backend/device, corrupt file, checksum mismatch.
+            ValueError: unknown backend/device/detector, bad strength, corrupt file, checksum
+                mismatch.
             FileNotFoundError: unknown name and no such file (the message lists registered names).
         """
         if backend not in BACKENDS:
@@ -227,7 +260,7 @@ class Refiner:
         if path.suffix == ".onnx":
             if backend != "onnxruntime":
                 raise ValueError(f"{path} is an ONNX model: load it with backend='onnxruntime'")
-            return cls.from_onnx(path, device, batch_size)
+            return cls.from_onnx(path, device, batch_size, strength=strength, detector=detector)
         model, metadata = build_model(path)
         if metadata.get("trained") is False:
             warnings.warn(
@@ -239,8 +272,17 @@ class Refiner:
         if backend == "onnxruntime":
             buf = io.BytesIO()
             export_onnx(model, buf, metadata)
-            return cls.from_onnx(buf.getvalue(), device, batch_size)
-        return cls.from_model(model, device=device, metadata=metadata, batch_size=batch_size)
+            return cls.from_onnx(
+                buf.getvalue(), device, batch_size, strength=strength, detector=detector
+            )
+        return cls.from_model(
+            model,
+            device=device,
+            metadata=metadata,
+            batch_size=batch_size,
+            strength=strength,
+            detector=detector,
+        )
 
     @classmethod
     def from_model(
@@ -250,8 +292,11 @@ class Refiner:
         device: str = "auto",
         metadata: dict[str, Any] | None = None,
         batch_size: int = 8,
+        strength: float | None = None,
+        detector: str | None = None,
     ) -> Refiner:
-        """Wrap an in-memory :class:`~crface.model.ConfidenceRanker` (e.g. during training)."""
+        """Wrap an in-memory :class:`~crface.model.ConfidenceRanker` (e.g. during training);
+        ``strength`` / ``detector`` as in :meth:`load`."""
         dev = _resolve_device(device)
         return cls(
             model.config,
@@ -261,11 +306,22 @@ class Refiner:
             backend="torch",
             device=dev,
             batch_size=batch_size,
+            strength=strength,
+            detector=detector,
         )
 
     @classmethod
-    def from_onnx(cls, source: Path | bytes, device: str = "auto", batch_size: int = 8) -> Refiner:
-        """Run an ONNX export (a path or the serialised bytes) on onnxruntime."""
+    def from_onnx(
+        cls,
+        source: Path | bytes,
+        device: str = "auto",
+        batch_size: int = 8,
+        *,
+        strength: float | None = None,
+        detector: str | None = None,
+    ) -> Refiner:
+        """Run an ONNX export (a path or the serialised bytes) on onnxruntime; ``strength`` /
+        ``detector`` as in :meth:`load`."""
         session = ort_session(source, device)
         props = session.get_modelmeta().custom_metadata_map
         if _ONNX_CONFIG_KEY not in props:
@@ -283,6 +339,8 @@ class Refiner:
             backend="onnxruntime",
             device=torch.device("cuda" if on_cuda else "cpu"),
             batch_size=batch_size,
+            strength=strength,
+            detector=detector,
         )
 
     def to(self, device: str | torch.device) -> Refiner:
@@ -328,7 +386,8 @@ class Refiner:
                 orders.append(rows[order])
             out = self._forward(torch.stack(tensors), torch.stack(mats))
             for (i, _, _), o, src in zip(chunk, out, orders):
-                results[i][src] = o[: src.numel()].to(results[i].dtype)
+                old = results[i][src]
+                results[i][src] = old + self.strength * (o[: src.numel()].to(old.dtype) - old)
         return results
 
     def refine_scores(

@@ -142,3 +142,17 @@ def test_roi_head_pools_the_box_region() -> None:
     out = model(torch.zeros(1, 3, 64, 64), boxes)[0]
     assert out[0] != out[1]
     assert out[1] == out[2]
+
+
+def test_retinaface_input_norm_feeds_bgr_minus_mean() -> None:
+    cfg = RankerConfig(num_boxes=4, image_size=64, input_norm="retinaface")
+    net = ConfidenceRanker(cfg).eval()
+    seen = []
+    net.backbone.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    image = torch.zeros(1, 3, 64, 64)
+    image[:, 0] = 200.0  # red
+    net(image, torch.zeros(1, 4, 5))
+    x = seen[0]
+    assert torch.allclose(x[0, :, 0, 0], torch.tensor([-104.0, -117.0, 200.0 - 123.0]))
+    with pytest.raises(ValueError, match="input_norm must be one of"):
+        RankerConfig(input_norm="bgr")

@@ -11,7 +11,7 @@ import crface
 from crface.ops import convert_boxes, nms
 from crface.refiner import Refiner, prepare_candidates
 from crface.types import Detections
-from tests.helpers import random_boxes, random_refiner
+from tests.helpers import random_boxes, random_model, random_refiner
 
 IMG = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
 
@@ -270,10 +270,34 @@ def test_unknown_weights_and_backend_errors(tmp_path) -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu() -> None:
-    from tests.helpers import random_model
-
     boxes, scores = random_boxes(16, 160, 120)
     cpu = Refiner.from_model(random_model(), device="cpu").refine_scores(IMG, boxes, scores)
     with warnings.catch_warnings():
         gpu = Refiner.from_model(random_model(), device="cuda").refine_scores(IMG, boxes, scores)
     torch.testing.assert_close(gpu, cpu, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.5, 1.0])
+def test_strength_blends_detector_and_ranker_scores(strength: float) -> None:
+    model = random_model()
+    boxes, scores = random_boxes(10)
+    image = np.zeros((150, 200, 3), np.uint8)
+    full = Refiner.from_model(model, device="cpu").refine_scores(image, boxes, scores)
+    r = Refiner.from_model(model, device="cpu", strength=strength)
+    blended = r.refine_scores(image, boxes, scores)
+    torch.testing.assert_close(blended, scores + strength * (full - scores))
+
+
+def test_strength_from_weights_metadata() -> None:
+    meta = {"strength": {"default": 0.25, "per_detector": {"yunet_n": 0.5}}}
+    model = random_model()
+    assert Refiner.from_model(model, device="cpu", metadata=meta).strength == 0.25
+    r = Refiner.from_model(model, device="cpu", metadata=meta, detector="yunet_n")
+    assert r.strength == 0.5
+    assert Refiner.from_model(model, device="cpu", metadata=meta, strength=0.0).strength == 0.0
+    with pytest.raises(ValueError, match=r"no strength stored for detector 'mtcnn'.*\['yunet_n'\]"):
+        Refiner.from_model(model, device="cpu", metadata=meta, detector="mtcnn")
+    with pytest.raises(ValueError, match="strength must be finite and >= 0"):
+        Refiner.from_model(model, device="cpu", strength=-1.0)
+    with pytest.raises(TypeError, match="strength must be a number"):
+        Refiner.from_model(model, device="cpu", strength="1")

@@ -238,3 +238,28 @@ def test_worker_processes_read_the_same_items(synth, tmp_path) -> None:
     a = torch.load(tmp_path / "inline" / "final.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "workers" / "final.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(v, b[k]) for k, v in a.items())
+
+
+def test_init_backbone_and_freeze(synth, tmp_path) -> None:
+    from crface.backbones import MobileNetV1
+
+    donor = MobileNetV1(0.25)
+    for p in donor.parameters():
+        torch.nn.init.normal_(p)
+    # Pytorch_Retinaface layout: the body under "body.", other heads beside it, DataParallel prefix.
+    state = {f"module.body.{k}": v for k, v in donor.state_dict().items()}
+    state["module.ClassHead.0.conv1x1.weight"] = torch.zeros(4, 64, 1, 1)
+    ckpt = tmp_path / "retina.pth"
+    torch.save(state, ckpt)
+    model = {**TINY, "width_mult": 0.25, "input_norm": "retinaface"}
+    cfg = _config(synth, model=model, init_backbone=str(ckpt), freeze_backbone=True, heldout=None)
+    result = train(cfg, tmp_path / "run", progress=False)
+    trained, _ = build_model(result.final_weights)
+    # Frozen: weights and BatchNorm running statistics are the donor's, bit for bit.
+    for k, v in donor.state_dict().items():
+        assert torch.equal(trained.backbone.state_dict()[k], v), k
+    assert trained.head_fc[0].weight.abs().sum() > 0  # the rest did train (it starts at zero)
+    torch.save({"x": torch.zeros(1)}, tmp_path / "bad.pth")
+    bad = _config(synth, model=model, init_backbone=str(tmp_path / "bad.pth"))
+    with pytest.raises(ValueError, match="no 'body"):
+        train(bad, tmp_path / "r2", progress=False)

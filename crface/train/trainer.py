@@ -25,6 +25,10 @@ Config file (JSON; keys, defaults in brackets)::
                                   #   {"preset": "small", "image_size": 416, ...}: a preset with
                                   #   overrides. None: "small", or the config of init_weights.
       "init_weights": null,       # [None] weights file / registered name to start from
+      "init_backbone": null,      # [None] RetinaFace-MobileNet-0.25 .pth whose face-trained body
+                                  #   initialises the backbone (needs input_norm "retinaface");
+                                  #   "shared:NAME" means NAME under shared/detectors
+      "freeze_backbone": false,   # [false] keep the backbone fixed (weights and BN statistics)
       "train_data": [             # (required) datasets; "root" is a folder or a set under
                                   #   shared/data. "folds"/"names" restrict the images.
         {"root": "wider_val200", "folds": [0, 1, 2, 3]},
@@ -77,11 +81,13 @@ from torch.utils.data import DataLoader
 
 from crface import __version__
 from crface._optional import require
+from crface.backbones import load_retinaface_body
 from crface.cache import CandidateCache
 from crface.data import FaceDataset, load_dataset
 from crface.eval import evaluate
 from crface.model import PRESETS, ConfidenceRanker, RankerConfig
 from crface.ops import nms
+from crface.paths import shared_path
 from crface.refiner import Refiner, _resolve_device
 from crface.train.augment import AugmentConfig
 from crface.train.data import RankingDataset, RankingItem, TrainSource
@@ -202,6 +208,8 @@ class TrainConfig:
     eval_detectors: tuple[str, ...] | None = None
     model: str | Mapping[str, Any] | None = None
     init_weights: str | None = None
+    init_backbone: str | None = None
+    freeze_backbone: bool = False
     augment: Mapping[str, Any] = field(default_factory=dict)
     loss: str = "rank"
     loss_params: Mapping[str, Any] = field(default_factory=dict)
@@ -661,6 +669,20 @@ def _check_resumable(saved: Mapping[str, Any], config: TrainConfig, path: Path) 
         )
 
 
+def _backbone_path(spec: str) -> Path:
+    if spec.startswith("shared:"):
+        return shared_path("detectors", spec.removeprefix("shared:"))
+    return Path(spec)
+
+
+def _set_train_mode(model: ConfidenceRanker, freeze_backbone: bool) -> None:
+    """Training mode, except a frozen backbone: no gradients, BatchNorm statistics kept."""
+    model.train()
+    if freeze_backbone:
+        model.backbone.eval()
+        model.backbone.requires_grad_(False)
+
+
 def train(
     config: TrainConfig,
     run_dir: str | os.PathLike,
@@ -714,8 +736,12 @@ def train(
     if config.init_weights is not None:
         _, state, _ = load_weights(resolve(config.init_weights))
         model.load_state_dict(state)
-    model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.init_backbone is not None:
+        load_retinaface_body(model.backbone, _backbone_path(config.init_backbone))
+    model.to(device)
+    _set_train_mode(model, config.freeze_backbone)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     total = config.iterations
     decay = config.lr_final / config.lr
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -806,7 +832,7 @@ def train(
     def run_eval() -> None:
         nonlocal last_eval
         row = {"type": "eval", "iteration": iteration, "time": now(), **heldout.run(model, device)}
-        model.train()
+        _set_train_mode(model, config.freeze_backbone)
         _append_log(log_path, row)
         last_eval = row
         if row["metric"] is not None and (best["metric"] is None or row["metric"] > best["metric"]):
