@@ -269,7 +269,8 @@ def load_dataset(root: str | Path) -> FaceDataset:
             (``"wider_val200"``).
 
     Returns:
-        The dataset in ``labels.txt`` order; difficulty masks from ``splits/`` when present.
+        The dataset in ``labels.txt`` order; difficulty masks from ``splits/`` when present;
+        folds from ``splits/folds.txt``, or :func:`hash_fold` of each name for sets without it.
 
     Raises:
         FileNotFoundError: naming the missing folder or ``labels.txt``.
@@ -299,7 +300,7 @@ def load_dataset(root: str | Path) -> FaceDataset:
             root / "images" / name,
             _xywh_to_xyxy(xywh),
             {s: keeps[s][name] for s in present},
-            folds.get(name),
+            folds.get(name) if folds_file.is_file() else hash_fold(name),
             sizes.get(name),
         )
         for name, xywh, _ in rows

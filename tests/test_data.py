@@ -11,6 +11,7 @@ from crface.data import (
     SETTINGS,
     FaceDataset,
     Sample,
+    hash_fold,
     load_dataset,
     load_wider_mat,
     load_wider_txt,
@@ -80,10 +81,11 @@ def test_labels_parse_counts_dummy_rows_and_attributes(tmp_path):
     assert not ds.has_splits
     for s in SETTINGS:  # without splits every face counts
         assert a.keep[s].tolist() == [True, True]
-    assert a.fold is None
+    # Without splits/folds.txt the fold is the stable name hash (4: the held-out part).
+    assert [s.fold for s in ds] == [hash_fold(n) for n in NAMES]
     assert a.image_size is None
     assert ds.num_faces == 3
-    assert ds.folds == ()
+    assert ds.folds == tuple(sorted({hash_fold(n) for n in NAMES}))
 
 
 def test_labels_crlf_and_trailing_spaces(tmp_path):

@@ -263,3 +263,18 @@ def test_init_backbone_and_freeze(synth, tmp_path) -> None:
     bad = _config(synth, model=model, init_backbone=str(tmp_path / "bad.pth"))
     with pytest.raises(ValueError, match="no 'body"):
         train(bad, tmp_path / "r2", progress=False)
+
+
+def test_residual_penalty(synth, tmp_path) -> None:
+    from crface.train.data import RankingItem
+
+    boxes = torch.zeros(1, 3, 5)
+    boxes[0, :2, 2] = 0.1  # two real rows, one padding row
+    boxes[0, :, 4] = torch.tensor([0.5, 0.2, 0.0])
+    valid = boxes[..., 2] > 0
+    item = RankingItem(torch.zeros(1, 3, 8, 8), boxes, torch.zeros(1, 3), valid, valid.float())
+    refined = torch.tensor([[0.7, 0.2, 0.9]])  # the padding row's value must not count
+    assert float(T.residual_penalty(refined, item)) == pytest.approx(0.2**2 / 2)
+    with pytest.raises(ValueError, match="residual_penalty must be >= 0"):
+        _config(synth, residual_penalty=-1.0)
+    train(_config(synth, residual_penalty=5.0, heldout=None), tmp_path / "run", progress=False)

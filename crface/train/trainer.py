@@ -43,6 +43,9 @@ Config file (JSON; keys, defaults in brackets)::
       "augment": {"crop_prob": 0.5},                       # [{}] AugmentConfig overrides
       "loss": "rank",             # ["rank"] or "ce", "l1", "l2", "smooth_l1" (Table 1 baselines)
       "loss_params": {"num_pairs": 10, "ties": "ignore"}, # [{}] options of the loss
+      "residual_penalty": 0.0,    # [0] weight of mean (refined - input confidence)^2: the ranking
+                                  #   loss is blind to a shift of all scores, which can drift
+                                  #   them all to 0; this anchors them to the detector's scale
       "batch_size": 8,            # [8] (paper: 32)
       "iterations": 100000,       # [100000] (paper: 100K)
       "lr": 0.001, "lr_final": 1e-06,   # Adam, decayed exponentially from lr to lr_final
@@ -213,6 +216,7 @@ class TrainConfig:
     augment: Mapping[str, Any] = field(default_factory=dict)
     loss: str = "rank"
     loss_params: Mapping[str, Any] = field(default_factory=dict)
+    residual_penalty: float = 0.0
     batch_size: int = 8
     iterations: int = 100_000
     lr: float = 1e-3
@@ -268,6 +272,8 @@ class TrainConfig:
             raise ValueError(
                 f"need 0 < lr_final <= lr; got lr={self.lr!r}, lr_final={self.lr_final!r}"
             )
+        if not self.residual_penalty >= 0:
+            raise ValueError(f"residual_penalty must be >= 0; got {self.residual_penalty!r}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0; got {self.weight_decay!r}")
         # Fail on typos now rather than after the data has loaded.
@@ -669,6 +675,12 @@ def _check_resumable(saved: Mapping[str, Any], config: TrainConfig, path: Path) 
         )
 
 
+def residual_penalty(refined: torch.Tensor, batch: RankingItem) -> torch.Tensor:
+    """Mean over real rows of ``(refined - input confidence)^2`` (see ``residual_penalty``)."""
+    w = batch.valid.to(refined.dtype)
+    return (((refined - batch.boxes[..., 4]) ** 2) * w).sum() / w.sum().clamp_min(1.0)
+
+
 def _backbone_path(spec: str) -> Path:
     if spec.startswith("shared:"):
         return shared_path("detectors", spec.removeprefix("shared:"))
@@ -858,6 +870,8 @@ def train(
             lr = scheduler.get_last_lr()[0]
             refined = model(batch.image, batch.boxes)
             loss = loss_fn(refined, batch.oracle, batch.valid, batch.weights)
+            if config.residual_penalty:
+                loss = loss + config.residual_penalty * residual_penalty(refined, batch)
             value = float(loss.item())
             if not math.isfinite(value):
                 raise FloatingPointError(
