@@ -7,6 +7,8 @@ in pixels plus ``Tensor[N]`` scores. Conversions from other formats happen at th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import Tensor
 from torchvision.ops import box_iou as _tv_box_iou
@@ -106,12 +108,6 @@ def _check_inputs(boxes: Tensor, scores: Tensor, iou_threshold: float) -> None:
         raise ValueError(f"iou_threshold must be in [0, 1], got {iou_threshold!r}")
 
 
-def _iou_row(boxes: Tensor, i: int) -> Tensor:
-    """IoU of ``boxes[i]`` with every row of ``boxes``, ``Tensor[N]``."""
-    # Two zero-area boxes give 0/0; count that as no overlap, as torchvision's nms does.
-    return box_iou(boxes[i : i + 1], boxes)[0].nan_to_num(0.0)
-
-
 def nms(boxes: Tensor, scores: Tensor, iou_threshold: float = 0.4) -> Tensor:
     """Greedy hard NMS: drop every box whose IoU with a higher-scoring kept box is > threshold.
 
@@ -136,6 +132,167 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float = 0.4) -> Tensor:
     """
     _check_inputs(boxes, scores, iou_threshold)
     return _tv_nms(boxes, scores, iou_threshold)
+
+
+# Bounds the temporaries of soft-NMS and box voting: IoU pairs computed at once (~100s of MB).
+_MAX_PAIRS = 1 << 22
+# Box voting settles its clusters this many boxes (in score order) at a time.
+_VOTE_BLOCK = 256
+# Soft-NMS considers this many leading boxes for one batch of picks.
+_SOFT_NMS_BATCH = 64
+# Boxes per tile of the overlap index: smaller tiles waste fewer pairs but test more tiles.
+_TILE = 16
+
+
+def _paired_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """IoU of ``boxes1[i]`` with ``boxes2[i]``, ``Tensor[P, 4] x Tensor[P, 4] -> Tensor[P]``.
+
+    Computed by :func:`box_iou` (as a batch of 1 x 1 matrices), so every pair gets the very float
+    that the full matrix holds; 0/0 stays NaN, which fails every ``>=`` test.
+    """
+    return box_iou(boxes1[:, None], boxes2[:, None])[:, 0, 0]
+
+
+class _OverlapIndex:
+    """Finds every box that may overlap a query box, without computing all pairs.
+
+    The boxes are cut into tiles of :data:`_TILE` boxes close in size and place (ordered by size
+    octave, then band of ``y1``, then ``x1``) and each tile keeps the rectangle around its boxes.
+    A query overlaps no box of a tile whose rectangle it does not overlap, so only the tiles that
+    it overlaps give candidates. The order only makes the tiles small; the test is comparisons
+    alone, so no overlapping box is ever missed. Boxes without positive finite area have IoU 0
+    or NaN with every box and are left out.
+
+    Args:
+        boxes: ``Tensor[N, 4]`` xyxy.
+    """
+
+    def __init__(self, boxes: Tensor) -> None:
+        x1, y1, x2, y2 = boxes.unbind(1)
+        w, h = x2 - x1, y2 - y1
+        rows = ((w > 0) & (h > 0) & (w * h).isfinite()).nonzero().flatten()
+        octave = torch.frexp(torch.maximum(w, h)[rows]).exponent
+        band = torch.ldexp(y1[rows], -octave).floor()
+        order = torch.sort(x1[rows], stable=True).indices
+        for key in (band, octave):
+            order = order[torch.sort(key[order], stable=True).indices]
+        rows = rows[order]
+        # The last tile is padded with copies of the last box for its rectangle, then with -1.
+        pad = -len(rows) % _TILE
+        tile_boxes = boxes[torch.cat((rows, rows[-1:].expand(pad))).view(-1, _TILE)]
+        self.near = tile_boxes[..., :2].amin(dim=1)  # [T, 2] top-left of each tile's rectangle
+        self.far = tile_boxes[..., 2:].amax(dim=1)  # [T, 2] bottom-right
+        self.tiles = torch.cat((rows, rows.new_full((pad,), -1))).view(-1, _TILE)
+
+    def pairs(self, boxes: Tensor, queries: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
+        """Yield ``(query, row)`` pairs covering every indexed row that may overlap a query.
+
+        Args:
+            boxes: the indexed ``Tensor[N, 4]``.
+            queries: ``Tensor[Q]`` int64 rows of ``boxes``.
+
+        Yields:
+            ``(query_rows, rows)``, two ``Tensor[P]`` int64, ``P <= _MAX_PAIRS``, each pair
+            once, grouped by query in the order of ``queries``.
+        """
+        step = max(1, _MAX_PAIRS // max(1, self.tiles.numel()))
+        for chunk in queries.split(step):
+            q = boxes[chunk]
+            overlap = (
+                (self.near[:, 0] < q[:, 2:3])
+                & (self.far[:, 0] > q[:, 0:1])
+                & (self.near[:, 1] < q[:, 3:4])
+                & (self.far[:, 1] > q[:, 1:2])
+            )  # [Q, T]
+            query, tile = overlap.nonzero().unbind(1)
+            query, rows = chunk[query].repeat_interleave(_TILE), self.tiles[tile].flatten()
+            yield query[rows >= 0], rows[rows >= 0]
+
+
+def _block_tops(boxes: Tensor, iou_threshold: float) -> Tensor:
+    """Greedy cluster tops among a few boxes in score order, ``Tensor[M, 4] -> Tensor[M]`` bool.
+
+    Box ``j`` is a top unless an earlier top has IoU >= ``iou_threshold`` with it. Settled in
+    rounds rather than one box at a time: a box whose matching predecessors are all settled
+    non-tops becomes a top, one with a top predecessor becomes a non-top. Every round settles at
+    least the first unsettled box.
+    """
+    follows = (box_iou(boxes, boxes) >= iou_threshold).triu(diagonal=1)  # [i, j]: i before j
+    top = torch.zeros(len(boxes), dtype=torch.bool, device=boxes.device)
+    open_ = torch.ones_like(top)
+    while open_.any():
+        claimed = (follows & top[:, None]).any(dim=0)
+        waiting = (follows & (open_ | top)[:, None]).any(dim=0)
+        new_top = open_ & ~waiting
+        top |= new_top
+        open_ &= ~(new_top | claimed)
+    return top
+
+
+def _cluster_tops(boxes: Tensor, iou_threshold: float) -> Tensor:
+    """Cluster of each box for :func:`box_voting`, boxes in score order (ties resolved).
+
+    Box ``j``'s cluster top is the first top before it with IoU >= ``iou_threshold``, or ``j``
+    itself if there is none; the tops are what a greedy NMS keeps when IoU >= threshold
+    suppresses. Settled :data:`_VOTE_BLOCK` boxes at a time: the boxes of a block that no earlier
+    top claims choose their tops among themselves (:func:`_block_tops`), then the new tops claim
+    the boxes they overlap anywhere (:class:`_OverlapIndex`), keeping the earliest claim.
+
+    Args:
+        boxes: ``Tensor[N, 4]`` xyxy, by decreasing score.
+        iou_threshold: in [0, 1].
+
+    Returns:
+        ``Tensor[N]`` int64: the row of each box's cluster top (its own row for a top).
+    """
+    n = len(boxes)
+    if iou_threshold == 0:
+        # IoU >= 0 always holds (0/0 counts as 0): the first box takes every other.
+        return torch.zeros(n, dtype=torch.int64, device=boxes.device)
+    # Boxes that do not overlap have IoU 0 < threshold, so only overlapping pairs are computed.
+    index = _OverlapIndex(boxes)
+    top_of = torch.full((n,), n, dtype=torch.int64, device=boxes.device)
+    for start in range(0, n, _VOTE_BLOCK):
+        free = (top_of[start : start + _VOTE_BLOCK] == n).nonzero().flatten() + start
+        if len(free) == 0:
+            continue
+        tops = free[_block_tops(boxes[free], iou_threshold)]
+        top_of[tops] = tops
+        for query, row in index.pairs(boxes, tops):
+            hit = _paired_iou(boxes[query], boxes[row]) >= iou_threshold
+            top_of.scatter_reduce_(0, row[hit], query[hit], "amin")
+    return top_of
+
+
+def _next_picks(boxes: Tensor, current: Tensor, remaining: Tensor, reach: float) -> Tensor:
+    """The next soft-NMS picks, ``Tensor[K]`` int64 rows in pick order (``K >= 1``).
+
+    The leading remaining boxes by current score (ties: lowest row), up to the first one that an
+    earlier one among them overlaps by IoU > ``reach``: no pick among them changes a later one's
+    score and every other score only drops, so one-at-a-time soft-NMS picks them in this order.
+    """
+    scores = current[remaining]
+    k = min(_SOFT_NMS_BATCH, len(remaining))
+    # Everything tied with the k-th score comes along, so the stable sort settles ties by row.
+    leading = remaining[scores >= scores.topk(k).values[-1]]
+    leading = leading[torch.sort(current[leading], descending=True, stable=True).indices[:k]]
+    iou = box_iou(boxes[leading], boxes[leading]).nan_to_num(0.0)
+    touched = (iou > reach).triu(diagonal=1).any(dim=0)
+    return leading[: int((~touched).cumprod(dim=0).sum())]
+
+
+def _multiply_in_order(values: Tensor, rows: Tensor, factors: Tensor) -> None:
+    """``values[rows[i]] *= factors[i]`` for each ``i`` in order, in place; ``rows`` may repeat.
+
+    A row's factors are applied one after another in their given order, as a loop would, so
+    the float rounding is the loop's.
+    """
+    rows, by_row = torch.sort(rows, stable=True)
+    factors = factors[by_row]
+    rank = torch.arange(len(rows), device=rows.device) - torch.searchsorted(rows, rows)
+    for r in range(int(rank.max()) + 1 if len(rank) else 0):
+        at = rank == r
+        values[rows[at]] *= factors[at]
 
 
 def soft_nms(
@@ -181,22 +338,23 @@ def soft_nms(
         raise ValueError(f"sigma must be > 0, got {sigma!r}")
     current = scores.clone()
     alive = current >= score_threshold
-    keep: list[int] = []
-    for _ in range(boxes.shape[0]):
-        remaining = alive.nonzero().flatten()
-        if remaining.numel() == 0:
-            break
-        pick = int(remaining[current[remaining].argmax()])
-        keep.append(pick)
-        alive[pick] = False
-        iou = _iou_row(boxes, pick)
-        if method == "linear":
-            decay = torch.where(iou > iou_threshold, 1.0 - iou, 1.0)
-        else:
-            decay = torch.exp(-(iou * iou) / sigma)
-        current = torch.where(alive, current * decay, current)
+    index = _OverlapIndex(boxes)
+    # A pick changes the score of a box only when their IoU is above this.
+    reach = iou_threshold if method == "linear" else 0.0
+    keep: list[Tensor] = []
+    while len(remaining := alive.nonzero().flatten()):
+        picks = _next_picks(boxes, current, remaining, reach)
+        keep.append(picks)
+        alive[picks] = False
+        for query, row in index.pairs(boxes, picks):
+            # Two zero-area boxes give 0/0: no overlap, as torchvision's nms counts it.
+            iou = _paired_iou(boxes[query], boxes[row]).nan_to_num(0.0)
+            hit = alive[row] & (iou > reach)
+            row, iou = row[hit], iou[hit]
+            decay = 1.0 - iou if method == "linear" else torch.exp(-(iou * iou) / sigma)
+            _multiply_in_order(current, row, decay)
         alive &= current >= score_threshold
-    keep_t = torch.tensor(keep, dtype=torch.int64, device=boxes.device)
+    keep_t = torch.cat(keep) if keep else torch.zeros(0, dtype=torch.int64, device=boxes.device)
     return keep_t, current[keep_t]
 
 
@@ -211,7 +369,8 @@ def box_voting(
     with the cluster's max score. Singletons are kept unchanged. Scores are expected non-negative.
     Clusters with fewer than ``min_cluster_size`` boxes are dropped (still removed from the pool):
     multi-scale test code (RetinaFace, PyramidBox) uses 2, keeping only boxes that several
-    scales/flips agree on.
+    scales/flips agree on. The work grows with the number of overlapping pairs (tens of thousands
+    of pooled candidates take a fraction of a second on a CPU) and memory stays bounded.
 
     Args:
         boxes: ``Tensor[N, 4]`` float32 xyxy pixels.
@@ -234,31 +393,21 @@ def box_voting(
                 [20.0000, 20.0000, 30.0000, 30.0000]]), tensor([0.6000, 0.5000]))
     """
     _check_inputs(boxes, scores, iou_threshold)
-    n = boxes.shape[0]
     order = torch.sort(scores, descending=True, stable=True).indices
     sorted_boxes, sorted_scores = boxes[order], scores[order]
-    alive = torch.ones(n, dtype=torch.bool, device=boxes.device)
-    tops: list[int] = []
-    voted = boxes.new_empty((n, 4))
-    for _ in range(n):
-        remaining = alive.nonzero().flatten()
-        if remaining.numel() == 0:
-            break
-        top = int(remaining[0])
-        members = alive & (_iou_row(sorted_boxes, top) >= iou_threshold)
-        members[top] = True
-        idx = members.nonzero().flatten()
-        alive &= ~members
-        if idx.numel() < min_cluster_size:
-            continue
-        weights = sorted_scores[idx]
-        total = weights.sum()
-        # Normalising first makes a singleton's weight exactly 1, so it is kept bit for bit.
-        weights = torch.where(total > 0, weights / total, 1.0 / idx.numel())
-        voted[len(tops)] = (weights[:, None] * sorted_boxes[idx]).sum(dim=0)
-        tops.append(top)
-    tops_t = torch.tensor(tops, dtype=torch.int64, device=boxes.device)
-    return order[tops_t], voted[: len(tops)], sorted_scores[tops_t]
+    top_of = _cluster_tops(sorted_boxes, iou_threshold)
+    tops = (top_of == torch.arange(len(top_of), device=boxes.device)).nonzero().flatten()
+    cluster = torch.searchsorted(tops, top_of)
+    size = torch.bincount(cluster, minlength=len(tops))
+    total = sorted_scores.new_zeros(len(tops)).index_add_(0, cluster, sorted_scores)[cluster]
+    # Normalising first makes a singleton's weight exactly 1, so it is kept bit for bit.
+    plain = 1.0 / size[cluster].to(sorted_scores.dtype)
+    weights = torch.where(total > 0, sorted_scores / total, plain)
+    voted = sorted_boxes.new_zeros((len(tops), 4))
+    voted.index_add_(0, cluster, weights[:, None] * sorted_boxes)
+    kept = size >= min_cluster_size
+    tops = tops[kept]
+    return order[tops], voted[kept], sorted_scores[tops]
 
 
 def suppress(

@@ -74,7 +74,7 @@ def ref_soft_nms(
 
 
 def ref_box_voting(
-    boxes: list[Box], scores: list[float], thr: float
+    boxes: list[Box], scores: list[float], thr: float, min_size: int = 1
 ) -> tuple[list[int], list[Box], list[float]]:
     pool = ref_by_score(scores)
     keep: list[int] = []
@@ -83,7 +83,10 @@ def ref_box_voting(
     while pool:
         top = pool[0]
         cluster = [top] + [j for j in pool[1:] if ref_iou(boxes[top], boxes[j]) >= thr]
-        pool = [j for j in pool if j not in cluster]
+        taken = set(cluster)
+        pool = [j for j in pool if j not in taken]
+        if len(cluster) < min_size:
+            continue
         total = sum(scores[j] for j in cluster)
         if total > 0:
             weights = [scores[j] / total for j in cluster]
@@ -169,6 +172,102 @@ def test_box_voting_matches_reference(seed: int, ties: bool) -> None:
     assert keep.tolist() == ref_keep
     close(voted, ref_voted)
     assert voted_scores.tolist() == ref_scores  # the max is a copy, not a computation
+
+
+def grid_case(seed: int, n: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
+    """Many boxes on an integer grid: duplicates, IoUs exactly at the thresholds, tied scores.
+
+    Integer corners and sizes make every IoU a ratio of small integers, which float32 and the
+    reference's float64 round alike, so exact threshold ties are decided the same way.
+    """
+    g = torch.Generator().manual_seed(seed)
+    corner = torch.randint(0, 80, (n, 2), generator=g)
+    size = torch.tensor([4, 5, 8, 10, 20])[torch.randint(5, (n, 2), generator=g)]
+    boxes = torch.cat((corner, corner + size), dim=1).float()
+    boxes[n // 2 :: 5] = boxes[: n // 10]  # exact duplicates, later in row order
+    scores = torch.randint(0, 8, (n,), generator=g) / 8  # zeros included
+    return boxes, scores.float()
+
+
+@pytest.mark.parametrize(("seed", "thr", "min_size"), [(0, 0.4, 1), (1, 0.5, 2)])
+def test_box_voting_matches_reference_on_many_ties(seed: int, thr: float, min_size: int) -> None:
+    boxes, scores = grid_case(seed)
+    assert (box_iou(boxes, boxes) == thr).sum() > 200  # the ties this test is about
+    keep, voted, voted_scores = box_voting(boxes, scores, thr, min_cluster_size=min_size)
+    ref = ref_box_voting(boxes.tolist(), scores.tolist(), thr, min_size)
+    assert keep.tolist() == ref[0]
+    close(voted, ref[1])
+    assert voted_scores.tolist() == ref[2]
+
+
+def ref_soft_nms_one_at_a_time(
+    boxes: torch.Tensor, scores: torch.Tensor, thr: float, sigma: float, method: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft-NMS one pick at a time over every box, in float32 like :func:`soft_nms`.
+
+    The float32 arithmetic decides exact ties the same way, where the float64 reference may
+    not (e.g. a decayed 0.375 * (1 - 2/3) against an untouched 0.125).
+    """
+    current, alive, keep = scores.clone(), scores >= 0.001, []
+    while alive.any():
+        remaining = alive.nonzero().flatten()
+        pick = int(remaining[current[remaining].argmax()])
+        keep.append(pick)
+        alive[pick] = False
+        iou = box_iou(boxes[pick : pick + 1], boxes)[0].nan_to_num(0.0)
+        if method == "linear":
+            decay = torch.where(iou > thr, 1.0 - iou, 1.0)
+        else:
+            decay = torch.exp(-(iou * iou) / sigma)
+        current = torch.where(alive, current * decay, current)
+        alive &= current >= 0.001
+    return torch.tensor(keep, dtype=torch.int64), current[keep]
+
+
+@pytest.mark.parametrize("method", ["linear", "gaussian"])
+@pytest.mark.parametrize("seed", [0, 4])
+def test_soft_nms_matches_one_at_a_time_on_many_ties(seed: int, method: str) -> None:
+    boxes, scores = grid_case(seed, 1000)
+    keep, new_scores = soft_nms(boxes, scores, 0.4, 0.5, method)
+    ref_keep, ref_scores = ref_soft_nms_one_at_a_time(boxes, scores, 0.4, 0.5, method)
+    assert keep.tolist() == ref_keep.tolist()
+    torch.testing.assert_close(new_scores, ref_scores, rtol=1e-6, atol=1e-7)
+
+
+def test_soft_nms_equal_scores_beyond_one_batch_keep_row_order() -> None:
+    # 200 disjoint boxes with two score levels: picks go by score, then row, across batches.
+    corners = torch.arange(200.0)[:, None] * 20
+    boxes = torch.cat((corners, corners, corners + 10, corners + 10), dim=1)
+    scores = torch.where(torch.arange(200) % 3 == 0, 0.7, 0.5)
+    keep, new_scores = soft_nms(boxes, scores)
+    assert keep.tolist() == [*range(0, 200, 3), *(i for i in range(200) if i % 3)]
+    assert torch.equal(new_scores, scores[keep])
+
+
+@pytest.mark.parametrize("method", ["vote", "soft_gaussian"])
+def test_work_grows_with_overlaps_not_clusters(
+    monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    # 1,000 separate clusters of 10 boxes: comparing every cluster top with every box would be
+    # 10M IoUs (100M for every soft-NMS pick); only overlapping neighbours should be computed,
+    # in bounded chunks.
+    sizes: list[int] = []
+
+    def counting_box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
+        iou = box_iou(boxes1, boxes2)
+        sizes.append(iou.numel())
+        return iou
+
+    monkeypatch.setattr(crface.ops, "box_iou", counting_box_iou)
+    g = torch.Generator().manual_seed(0)
+    centres = torch.cartesian_prod(torch.arange(40.0), torch.arange(25.0)) * 30
+    centres = centres.repeat(10, 1) + torch.randn(10_000, 2, generator=g)
+    boxes = torch.cat((centres - 10, centres + 10), dim=1)
+    keep, _, _ = suppress(boxes, torch.rand(10_000, generator=g), method, 0.4)
+    if method == "vote":
+        assert len(keep) == 1_000
+    assert sum(sizes) < 2_000_000
+    assert max(sizes) <= crface.ops._MAX_PAIRS
 
 
 def test_random_cases_actually_suppress() -> None:

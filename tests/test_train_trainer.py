@@ -278,3 +278,23 @@ def test_residual_penalty(synth, tmp_path) -> None:
     with pytest.raises(ValueError, match="residual_penalty must be >= 0"):
         _config(synth, residual_penalty=-1.0)
     train(_config(synth, residual_penalty=5.0, heldout=None), tmp_path / "run", progress=False)
+
+
+def test_pair_scope_batch_merges_images_in_confidence_order(synth) -> None:
+    from crface.train.data import RankingItem
+
+    boxes = torch.zeros(2, 3, 5)
+    boxes[:, :2, 2] = 0.1  # two real rows per image, one padding row
+    boxes[..., 4] = torch.tensor([[0.9, 0.3, 0.0], [0.6, 0.5, 0.0]])
+    valid = boxes[..., 2] > 0
+    oracle = torch.tensor([[0.8, 0.0, 0.0], [0.0, 0.7, 0.0]])
+    item = RankingItem(torch.zeros(2, 3, 8, 8), boxes, oracle, valid, valid.float())
+    refined = boxes[..., 4] + 0.01
+    r, o, v, w = T._pair_scope("batch", refined, item)
+    assert r.shape == (1, 6)
+    assert torch.allclose(r[0, :4], torch.tensor([0.91, 0.61, 0.51, 0.31]))
+    assert o[0, :4].tolist() == pytest.approx([0.8, 0.0, 0.7, 0.0])
+    assert v[0].tolist() == [True] * 4 + [False] * 2 and w.shape == (1, 6)
+    assert T._pair_scope("image", refined, item)[0] is refined
+    with pytest.raises(ValueError, match="pair_scope must be one of"):
+        _config(synth, pair_scope="global")

@@ -43,6 +43,10 @@ Config file (JSON; keys, defaults in brackets)::
       "augment": {"crop_prob": 0.5},                       # [{}] AugmentConfig overrides
       "loss": "rank",             # ["rank"] or "ce", "l1", "l2", "smooth_l1" (Table 1 baselines)
       "loss_params": {"num_pairs": 10, "ties": "ignore"}, # [{}] options of the loss
+      "pair_scope": "image",      # ["image"] rows the loss sees in detector-confidence order:
+                                  #   per image (the paper), or "batch": the batch's rows merged
+                                  #   and sorted by confidence, so neighbour pairs span images
+                                  #   (WIDER AP thresholds all images at once)
       "residual_penalty": 0.0,    # [0] weight of mean (refined - input confidence)^2: the ranking
                                   #   loss is blind to a shift of all scores, which can drift
                                   #   them all to 0; this anchors them to the detector's scale
@@ -99,6 +103,7 @@ from crface.types import Detections
 from crface.weights import load_weights, resolve, save_weights
 
 CHECKPOINT_FORMAT = "crface-train-checkpoint"
+PAIR_SCOPES = ("image", "batch")
 CHECKPOINT_VERSION = 1
 # Keys that may change between an interrupted run and its resumption.
 RESUMABLE_KEYS = (
@@ -217,6 +222,7 @@ class TrainConfig:
     loss: str = "rank"
     loss_params: Mapping[str, Any] = field(default_factory=dict)
     residual_penalty: float = 0.0
+    pair_scope: str = "image"
     batch_size: int = 8
     iterations: int = 100_000
     lr: float = 1e-3
@@ -272,6 +278,8 @@ class TrainConfig:
             raise ValueError(
                 f"need 0 < lr_final <= lr; got lr={self.lr!r}, lr_final={self.lr_final!r}"
             )
+        if self.pair_scope not in PAIR_SCOPES:
+            raise ValueError(f"pair_scope must be one of {PAIR_SCOPES}; got {self.pair_scope!r}")
         if not self.residual_penalty >= 0:
             raise ValueError(f"residual_penalty must be >= 0; got {self.residual_penalty!r}")
         if self.weight_decay < 0:
@@ -675,6 +683,20 @@ def _check_resumable(saved: Mapping[str, Any], config: TrainConfig, path: Path) 
         )
 
 
+def _pair_scope(
+    scope: str, refined: torch.Tensor, batch: RankingItem
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The loss inputs ``(refined, oracle, valid, weights)``, ``(B, N)`` per image or, for
+    ``"batch"``, ``(1, B*N)`` with all rows sorted by the detector's confidence (padding last)."""
+    if scope == "image":
+        return refined, batch.oracle, batch.valid, batch.weights
+    conf = batch.boxes[..., 4].masked_fill(~batch.valid, -1.0).flatten()
+    order = torch.argsort(conf, descending=True, stable=True)
+    return tuple(
+        t.flatten()[order][None] for t in (refined, batch.oracle, batch.valid, batch.weights)
+    )
+
+
 def residual_penalty(refined: torch.Tensor, batch: RankingItem) -> torch.Tensor:
     """Mean over real rows of ``(refined - input confidence)^2`` (see ``residual_penalty``)."""
     w = batch.valid.to(refined.dtype)
@@ -869,7 +891,7 @@ def train(
             batch = RankingItem(*(t.to(device, non_blocking=True) for t in next(batches)))
             lr = scheduler.get_last_lr()[0]
             refined = model(batch.image, batch.boxes)
-            loss = loss_fn(refined, batch.oracle, batch.valid, batch.weights)
+            loss = loss_fn(*_pair_scope(config.pair_scope, refined, batch))
             if config.residual_penalty:
                 loss = loss + config.residual_penalty * residual_penalty(refined, batch)
             value = float(loss.item())

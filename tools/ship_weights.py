@@ -1,0 +1,65 @@
+"""Package a trained run as the registered ``crface-small`` weights (maintainers).
+
+    .venv/bin/python tools/ship_weights.py --run runs/final_small --results results/results.json \
+        --description "..."
+
+Reads ``RUN/final.pt`` and ``RUN/config.json``, stores the weights in float16 with metadata: the
+training config, the cross-validated AP per detector from ``benchmarks/results.py``'s JSON, and
+the blend strength per detector chosen there (``Refiner.load(..., detector=NAME)`` applies it;
+detectors never trained on get the default, the smallest strength chosen for a trained detector,
+so an unseen detector is never pushed harder than any measured one). Then records the file and
+its sha256 in ``crface/assets/registry.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from crface.weights import build_model, register_weights, save_weights
+
+
+def strength_table(cv: dict) -> dict:
+    per_det = {det: row["best_strength"] for det, row in cv.items()}
+    trained = [row["best_strength"] for row in cv.values() if row["trained_on"]]
+    return {"default": min(trained) if trained else 0.0, "per_detector": per_det}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", type=Path, required=True, help="training run folder")
+    ap.add_argument("--results", type=Path, required=True, help="benchmarks/results.py --json")
+    ap.add_argument("--name", default="crface-small")
+    ap.add_argument(
+        "--description", required=True, help="registry description (state the measured gains)"
+    )
+    args = ap.parse_args()
+    model, meta = build_model(args.run / "final.pt")
+    results = json.loads(args.results.read_text())
+    cv = results["cv"]
+    metadata = {
+        **meta,
+        "trained": True,
+        "training_config": json.loads((args.run / "config.json").read_text()),
+        "strength": strength_table(cv),
+        "cv_ap": {
+            det: {
+                "single": row["ap"]["0.0"],
+                "rerank": row["ap"]["1.0"],
+                "trained_on": row["trained_on"],
+            }
+            for det, row in cv.items()
+        },
+        "backbone_init": "RetinaFace-MobileNet-0.25 body (Pytorch_Retinaface, MIT), frozen",
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        path = save_weights(Path(tmp) / f"{args.name}.pt", model, metadata, half=True)
+        entry = register_weights(args.name, path, args.description)
+    print(f"registered {entry.name}: {entry.size / 1e6:.2f} MB, sha256 {entry.sha256}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
