@@ -14,8 +14,6 @@ from crface.io import read_detections, write_detections
 from crface.types import Detections
 from tests.helpers import random_boxes
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*UNTRAINED:UserWarning")
-
 
 @pytest.fixture
 def image_file(tmp_path):

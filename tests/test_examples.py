@@ -171,8 +171,7 @@ def sample_table() -> str:
 
     with np.load(ROOT / "examples" / "data" / "hambox_sample.npz") as z:
         cands = Detections(z["bbox"][:, 2:], z["bbox"][:, 1])
-    with pytest.warns(UserWarning, match="UNTRAINED"):
-        refiner = Refiner.load("crface-small", device="cpu")
+    refiner = Refiner.load("crface-small", device="cpu")
     after = refiner.rerank(DEMO, cands, invalid="drop")
     return comparison_table(cands, postprocess(cands), after)
 

@@ -21,12 +21,37 @@ def refiner() -> Refiner:
     return random_refiner(num_boxes=16)
 
 
-def test_load_registered_default_warns_untrained_and_runs() -> None:
-    with pytest.warns(UserWarning, match="UNTRAINED"):
+def test_load_registered_default_is_trained_and_runs() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # trained weights load without the untrained notice
         r = crface.Refiner.load("crface-small", device="cpu")
+    assert r.metadata["trained"] is True
+    per_det = r.metadata["strength"]["per_detector"]
+    assert r.strength == r.metadata["strength"]["default"]
+    assert (
+        crface.Refiner.load("crface-small", device="cpu", detector="yunet_n").strength
+        == (per_det["yunet_n"])
+    )
     boxes, scores = random_boxes(30, 160, 120)
     refined = r.refine_scores(IMG, boxes, scores)
-    torch.testing.assert_close(refined, scores)  # the untrained init is the identity
+    assert refined.shape == scores.shape and ((refined >= 0) & (refined <= 1)).all()
+    faces = r.rerank(IMG, boxes, scores)
+    assert faces.scores.tolist() == sorted(faces.scores.tolist(), reverse=True)
+
+
+def test_untrained_weights_warn_and_are_the_identity(tmp_path) -> None:
+    from crface.model import ConfidenceRanker, RankerConfig
+    from crface.weights import save_weights
+
+    path = save_weights(
+        tmp_path / "init.pt",
+        ConfidenceRanker(RankerConfig(num_boxes=32, image_size=64)),
+        {"trained": False},
+    )
+    with pytest.warns(UserWarning, match="UNTRAINED"):
+        r = crface.Refiner.load(path, device="cpu")
+    boxes, scores = random_boxes(30, 160, 120)
+    torch.testing.assert_close(r.refine_scores(IMG, boxes, scores), scores)
     faces = r.rerank(IMG, boxes, scores)
     keep = nms(boxes, scores, 0.4)
     keep = keep[scores[keep] >= 0.02]
