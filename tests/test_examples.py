@@ -176,6 +176,21 @@ def sample_table() -> str:
     return comparison_table(cands, postprocess(cands), after)
 
 
+def assert_tables_close(got: str, want: str, atol: float = 5e-3) -> None:
+    """Same table up to rounding: the formats decode the boxes to ~0.01 px, which moves a trained
+    ranker's scores in the third decimal."""
+    got_rows, want_rows = got.splitlines(), want.splitlines()
+    assert len(got_rows) == len(want_rows), (got, want)
+    for g_row, w_row in zip(got_rows, want_rows):
+        g_tok, w_tok = g_row.split(), w_row.split()
+        assert len(g_tok) == len(w_tok), (g_row, w_row)
+        for g, w in zip(g_tok, w_tok):
+            try:
+                assert abs(float(g) - float(w)) <= atol, (g_row, w_row)
+            except ValueError:
+                assert g == w, (g_row, w_row)
+
+
 @pytest.mark.parametrize(
     ("script", "fmt"),
     [
@@ -190,7 +205,7 @@ def test_adapter_example(tmp_path, no_shared, sample_table, script, fmt) -> None
     out = tmp_path / f"{fmt}.png"
     stdout = ok(run_example(script, "--format", fmt, "--out", out, shared=no_shared))
     assert stdout.startswith("NOTE: not a") and "RetinaFace-MobileNet-0.25" in stdout
-    assert table(stdout).strip() == sample_table
+    assert_tables_close(table(stdout).strip(), sample_table)
     assert out.is_file()
 
 
