@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
+_ORIENTATION = 0x0112  # the EXIF tag; values 2-8 mean the stored pixels are mirrored/rotated
 ImageLike = np.ndarray | torch.Tensor | Image.Image | str | os.PathLike
 
 _ACCEPTED = (
@@ -21,6 +22,10 @@ _ACCEPTED = (
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as ``HxWx3`` uint8 RGB (grayscale and RGBA are converted).
 
+    The EXIF orientation tag is applied, as photo viewers, OpenCV's ``imread`` and mmcv do: a phone
+    photo stored sideways comes back upright, in the pixels a detector that read the same file with
+    those libraries reports its boxes in.
+
     Raises:
         FileNotFoundError: the path does not exist.
         ValueError: the file is not a readable image.
@@ -30,6 +35,8 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise FileNotFoundError(f"image file not found: {path}")
     try:
         with Image.open(path) as im:
+            if im.getexif().get(_ORIENTATION, 1) != 1:
+                im = ImageOps.exif_transpose(im)
             return np.array(im.convert("RGB"))
     except OSError as exc:  # PIL raises UnidentifiedImageError (an OSError) for non-images
         raise ValueError(f"cannot read {path} as an image: {exc}") from exc

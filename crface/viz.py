@@ -6,7 +6,14 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from crface.imageio import as_rgb_array
 from crface.types import Detections
+
+
+def _scaled(det: Detections, scale: float) -> Detections:
+    """``det`` with its boxes and landmarks in the pixels of the image resized by ``scale``."""
+    landmarks = None if det.landmarks is None else det.landmarks * scale
+    return Detections(det.boxes * scale, det.scores, det.indices, landmarks)
 
 
 def comparison_table(
@@ -74,8 +81,17 @@ def side_by_side(
     ``score_threshold`` are drawn, and each title says how many that is.
 
     Returns:
-        An RGB ``PIL.Image.Image`` no wider than ``max_width``.
+        An RGB ``PIL.Image.Image`` no wider than ``max_width``. A large image is shrunk before
+        drawing, so titles, scores and lines keep their size in pixels (legible on phone photos).
     """
+    rgb = as_rgb_array(image)
+    gap = 8
+    h, w = rgb.shape[:2]
+    scale = (max_width - (len(panels) - 1) * gap) / (len(panels) * w)
+    if scale < 1:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        image = Image.fromarray(rgb).resize(size, Image.LANCZOS)
+        panels = [(title, _scaled(det, scale)) for title, det in panels]
     drawn = []
     for title, det in panels:
         canvas = det.draw(image, score_threshold=score_threshold)
@@ -86,7 +102,6 @@ def side_by_side(
         pen.text((4, 2), label, fill=(255, 255, 255))
         drawn.append(canvas)
     w, h = drawn[0].size
-    gap = 8
     out = Image.new("RGB", (len(drawn) * w + (len(drawn) - 1) * gap, h), (255, 255, 255))
     for i, im in enumerate(drawn):
         out.paste(im, (i * (w + gap), 0))

@@ -120,11 +120,20 @@ def load_detector(args: argparse.Namespace) -> DetectorRunner:
 
 
 def load_refiner(args: argparse.Namespace) -> Refiner:
-    """``crface.Refiner.load(args.weights)`` on ``args.device``, announced on stdout."""
+    """``crface.Refiner.load(args.weights)`` on ``args.device``, announced on stdout, with the
+    blend strength the weights store for ``args.detector`` when they have one (else their
+    default)."""
     import crface
 
     refiner = crface.Refiner.load(args.weights, device=args.device)
-    print(f"ranker: {args.weights} [{refiner.backend}, {refiner.device}]")
+    detector = getattr(args, "detector", None)
+    measured = detector in (refiner.metadata.get("strength") or {}).get("per_detector", {})
+    if measured:
+        refiner = crface.Refiner.load(args.weights, device=args.device, detector=detector)
+    strength = f"strength {refiner.strength:g}"
+    if measured:
+        strength += f" (measured for {detector})"
+    print(f"ranker: {args.weights} [{refiner.backend}, {refiner.device}], {strength}")
     return refiner
 
 

@@ -560,7 +560,9 @@ def test_mmdet_v3_samples(kind):
         assert d.indices.tolist() == [0, 2]
     assert len(hrnet.from_mmdet_v3(sample, class_index=None)) == 3
     assert hrnet.from_mmdet_v3(sample, class_index=1).indices.tolist() == [1]
-    assert len(hrnet.from_mmdet_v3(sample, class_index=5)) == 0
+    # no row has the face label: empty, with a warning that names the labels present
+    with pytest.warns(UserWarning, match=r"label 5; labels present: \[0, 1\]\. Pass class_index"):
+        assert len(hrnet.from_mmdet_v3(sample, class_index=5)) == 0
     no_labels = SimpleNamespace(
         pred_instances=SimpleNamespace(bboxes=conv(bboxes), scores=conv(scores))
     )

@@ -20,6 +20,7 @@ iou_threshold=1.0)`` (keeps everything), a low ``score_thr`` and a large ``max_p
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -122,6 +123,15 @@ def from_mmdet_v3(sample: Any, class_index: int | None = 0) -> Detections:
                 f"pred_instances.labels must have shape ({n},); got {tuple(lab.shape)}"
             )
         keep = torch.nonzero(lab == class_index).flatten()
+        if n and keep.numel() == 0:
+            present = sorted({int(v) for v in lab.tolist()})
+            warnings.warn(
+                f"none of the {n} candidates has label {class_index}; labels present: "
+                f"{present[:10]}. Pass class_index=<your model's face class> (its index in the "
+                "model's classes), or class_index=None to keep every row",
+                UserWarning,
+                stacklevel=3,
+            )
     if keep.numel() == 0:
         return Detections.empty(device=boxes.device)
     if boxes.ndim != 2 or boxes.shape != (n, 4):
