@@ -31,8 +31,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# One thread per process: on small shared machines torch's default thread pool made tests 2-10x
+# slower (measured on the 2-core CI/dev machine); override with OMP_NUM_THREADS=N make test.
 test: lint
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_rerank.py
