@@ -39,6 +39,16 @@ def test_demo_writes_png_and_table(tmp_path, capsys) -> None:
     assert Image.open(out).size[0] > 1000
 
 
+def test_demo_strength_options(tmp_path, capsys) -> None:
+    out = str(tmp_path / "demo.png")
+    assert main(["demo", "--out", out, "--device", "cpu", "--strength", "0"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if "(" in line]
+    table = [r for r in rows if r[0].isdigit()]
+    assert table and all(r[-3] == r[-2] for r in table)  # strength 0: refined == detector
+    assert main(["demo", "--out", out, "--device", "cpu", "--for-detector", "nope"]) == 2
+    assert "no strength stored for detector 'nope'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("suffix", [".json", ".npy", ".txt"])
 def test_rerank_round_trip(tmp_path, image_file, suffix, capsys) -> None:
     boxes, scores = random_boxes(20, 120, 90)

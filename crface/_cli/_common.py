@@ -13,6 +13,14 @@ def add_refiner_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"])
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument(
+        "--for-detector",
+        metavar="NAME",
+        help="use the blend strength the weights store for this detector (e.g. retinaface)",
+    )
+    p.add_argument(
+        "--strength", type=float, help="blend strength s + a * (r - s) (overrides --for-detector)"
+    )
     p.add_argument("--nms", default="hard", choices=[m or "none" for m in NMS_METHODS])
     p.add_argument("--nms-iou", type=float, default=0.4)
     p.add_argument("--score-threshold", type=float, default=0.02)
@@ -22,7 +30,13 @@ def add_refiner_args(p: argparse.ArgumentParser) -> None:
 def load_refiner(args: argparse.Namespace):
     from crface.refiner import Refiner
 
-    return Refiner.load(args.weights, device=args.device, backend=args.backend)
+    return Refiner.load(
+        args.weights,
+        device=args.device,
+        backend=args.backend,
+        strength=args.strength,
+        detector=None if args.strength is not None else args.for_detector,
+    )
 
 
 def rerank_kwargs(args: argparse.Namespace) -> dict:

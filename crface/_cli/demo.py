@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     with np.load(ASSETS / "demo_detections.npz", allow_pickle=False) as z:
         cands = Detections(z["boxes"], z["scores"], landmarks=z["landmarks"].astype(np.float32))
         source = str(z["detector"])
+    if args.for_detector is None and args.strength is None:
+        args.for_detector = "retinaface"  # the bundled candidates are RetinaFace's
     refiner = load_refiner(args)
     kw = rerank_kwargs(args)
     faces = refiner.rerank(image, cands, **kw)
@@ -45,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"image: {ASSETS / 'demo.jpg'} ({image.shape[1]}x{image.shape[0]})")
     print(f"detector: {source}: {len(cands)} candidates before NMS")
     print(
-        f"ranker: {args.weights} [{refiner.backend}, {refiner.device}]"
+        f"ranker: {args.weights} [{refiner.backend}, {refiner.device}], strength "
+        f"{refiner.strength:g}"
         + ("" if trained else "  (UNTRAINED initialisation: scores pass through unchanged)")
     )
     print()
