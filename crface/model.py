@@ -24,6 +24,7 @@ from crface.backbones import BACKBONES, ResNetBody, build_backbone
 
 HEADS = ("global", "roi")
 # Per-channel RGB statistics of natural images; inputs are 0-255 floats.
+_LOGIT_EPS = 1e-6
 # Per input_norm: (mean, std) in the network's channel order, and whether that order is BGR.
 INPUT_NORMS: dict[str, tuple[tuple[float, ...], tuple[float, ...], bool]] = {
     "imagenet": ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375), False),
@@ -60,6 +61,9 @@ class RankerConfig:
         input_norm: image normalisation: ``"imagenet"`` (RGB, ImageNet mean/std) or
             ``"retinaface"`` (BGR minus (104, 117, 123), as RetinaFace's body expects; use it with
             a backbone initialised from RetinaFace, see :func:`crface.backbones.load_retinaface_body`).
+        residual_space: where the residual is added: ``"prob"`` (the paper: ``clip(c + r)``) or
+            ``"logit"`` (``sigmoid(logit(c) + r)``: a change scales with ``c * (1 - c)``, so the
+            many low-score candidates are reordered less by the same residual).
         train_clamp: how the [0, 1] clip behaves in training mode: ``"straight_through"``
             (clipped values, identity gradient, so boxes pushed past 0 or 1 keep learning) or
             ``"hard"`` (plain clamp: zero gradient outside [0, 1], the paper's literal reading).
@@ -82,8 +86,13 @@ class RankerConfig:
     roi_hidden: int = 128
     train_clamp: str = "straight_through"
     input_norm: str = "imagenet"
+    residual_space: str = "prob"
 
     def __post_init__(self) -> None:
+        if self.residual_space not in ("prob", "logit"):
+            raise ValueError(
+                f"residual_space must be 'prob' or 'logit'; got {self.residual_space!r}"
+            )
         if self.input_norm not in INPUT_NORMS:
             raise ValueError(
                 f"input_norm must be one of {tuple(INPUT_NORMS)}; got {self.input_norm!r}"
@@ -265,6 +274,11 @@ class ConfidenceRanker(nn.Module):
             pred = torch.stack(outs).mean(dim=0)
         else:
             pred = self._roi_head(image.shape[-1], p3, p5, taps[-1], boxes)
+        if self.config.residual and self.config.residual_space == "logit":
+            # Changes scale with c * (1 - c): small where scores are dense near 0 or 1.
+            c = boxes[..., 4].clamp(_LOGIT_EPS, 1 - _LOGIT_EPS)
+            out = torch.sigmoid(torch.log(c) - torch.log1p(-c) + pred)
+            return out * valid.to(pred.dtype)
         if self.config.residual:
             pred = boxes[..., 4] + pred
         out = pred.clamp(0, 1)

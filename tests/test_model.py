@@ -156,3 +156,20 @@ def test_retinaface_input_norm_feeds_bgr_minus_mean() -> None:
     assert torch.allclose(x[0, :, 0, 0], torch.tensor([-104.0, -117.0, 200.0 - 123.0]))
     with pytest.raises(ValueError, match="input_norm must be one of"):
         RankerConfig(input_norm="bgr")
+
+
+def test_logit_residual_space_is_identity_at_init_and_scales_changes() -> None:
+    cfg = RankerConfig(num_boxes=4, image_size=64, residual_space="logit")
+    net = ConfidenceRanker(cfg).eval()
+    boxes = torch.zeros(1, 4, 5)
+    boxes[0, :3, 2:4] = 0.2
+    boxes[0, :3, 4] = torch.tensor([0.9, 0.5, 0.02])
+    out = net(torch.zeros(1, 3, 64, 64), boxes)
+    torch.testing.assert_close(out, boxes[..., 4], atol=1e-6, rtol=0)  # padding row stays 0
+    with torch.no_grad():
+        net.head_fc[0].bias.fill_(3.0)  # the same residual for every row (averaged over 3 levels)
+    moved = net(torch.zeros(1, 3, 64, 64), boxes)[0, :3] - boxes[0, :3, 4]
+    c = boxes[0, :3, 4]
+    torch.testing.assert_close(moved, torch.sigmoid(torch.logit(c) + 1.0) - c)
+    with pytest.raises(ValueError, match="residual_space must be"):
+        RankerConfig(residual_space="log")

@@ -15,9 +15,18 @@ pytest.importorskip("onnxscript", reason="onnxscript not installed (pip install 
 TOL = 1e-4
 
 
-@pytest.fixture(scope="module", params=["global", "roi"])
+@pytest.fixture(
+    scope="module",
+    params=[
+        {"head": "global"},
+        {"head": "roi"},
+        # the shipped crface-small's options
+        {"head": "roi", "input_norm": "retinaface", "residual_space": "logit"},
+    ],
+    ids=["global", "roi", "roi-retinaface-logit"],
+)
 def pair(tmp_path_factory, request):
-    model = random_model(num_boxes=32, image_size=96, seed=5, head=request.param)
+    model = random_model(num_boxes=32, image_size=96, seed=5, **request.param)
     torch_refiner = Refiner.from_model(model, device="cpu", metadata={"trained": True, "tag": "t"})
     path = torch_refiner.export_onnx(tmp_path_factory.mktemp("onnx") / "ranker.onnx")
     return torch_refiner, Refiner.load(path, backend="onnxruntime", device="cpu"), path
