@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/results.py --cv runs/cv_small [--ablations runs/abl/*]
         [--json results/results.json] [--markdown docs/results_tables.md] [--timing-images 10]
+        [--weights crface/assets/crface-small.pt]   # cost only, for these weights
 
 * Cross-validation: each ``CV/fold{k}/final.pt`` (from ``benchmarks/cv.py``) re-scores the
   wider_val200 images of fold ``k``; the five folds' predictions are pooled and evaluated once
@@ -145,16 +146,22 @@ def timing(weights: Path, n: int) -> dict:
     wider = load_dataset(WIDER)
     runner = get_detector("retinaface")
     model, meta = build_model(weights)
-    refiner = Refiner.from_model(model, device="auto", metadata=meta)
-    times: dict[str, list[float]] = {"single": [], "single_rerank": [], "multi": []}
+    refiners = {"torch": Refiner.from_model(model, device="auto", metadata=meta)}
+    try:
+        refiners["onnxruntime"] = Refiner.load(weights, backend="onnxruntime", device="auto")
+    except ImportError as exc:  # the onnx extra is optional
+        print(f"timing: no onnxruntime rows ({exc})", file=sys.stderr)
+    times: dict[str, list[float]] = {"single": [], "multi": []}
+    times.update({f"single_rerank_{b}": [] for b in refiners})
     for i in range(min(n, len(wider))):
         image = wider.load_image(i)
         t = time.perf_counter()
         postprocess(runner.detect(image))
         times["single"].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        refiner.rerank(image, runner.detect(image), invalid="drop")
-        times["single_rerank"].append(time.perf_counter() - t)
+        for backend, refiner in refiners.items():
+            t = time.perf_counter()
+            refiner.rerank(image, runner.detect(image), invalid="drop")
+            times[f"single_rerank_{backend}"].append(time.perf_counter() - t)
         t = time.perf_counter()
         multiscale_vote([runner.detect(image, scale=s, flip=f) for s, f in MULTI_VARIANTS])
         times["multi"].append(time.perf_counter() - t)
@@ -162,8 +169,9 @@ def timing(weights: Path, n: int) -> dict:
     return {
         "images": min(n, len(wider)),
         "median_ms": ms,
-        "multi_over_rerank": ms["multi"] / ms["single_rerank"],
-        "device": str(refiner.device),
+        "multi_over_rerank": {b: ms["multi"] / ms[f"single_rerank_{b}"] for b in refiners},
+        "device": str(refiners["torch"].device),
+        "threads": torch.get_num_threads(),
     }
 
 
@@ -229,13 +237,22 @@ def markdown(res: dict) -> str:
     if res.get("timing"):
         t = res["timing"]
         ms = t["median_ms"]
+        backends = list(t["multi_over_rerank"])
         lines += [
-            f"### Cost (RetinaFace, {t['images']} wider_val200 images, {t['device']}, medians)",
+            f"### Cost (RetinaFace, {t['images']} wider_val200 images, {t['device']}, "
+            f"{t['threads']} thread(s), medians of interleaved runs)",
             "",
-            "| single | single + rerank | multi-scale + flip + vote | multi / (single + rerank) |",
-            "|---|---|---|---|",
-            f"| {ms['single']:.0f} ms | {ms['single_rerank']:.0f} ms | {ms['multi']:.0f} ms | "
-            f"{t['multi_over_rerank']:.1f}x |",
+            "| single | "
+            + " | ".join(f"single + rerank ({b})" for b in backends)
+            + " | multi-scale + flip + vote | "
+            + " | ".join(f"multi / (single + rerank, {b})" for b in backends)
+            + " |",
+            "|---" * (2 + 2 * len(backends)) + "|",
+            f"| {ms['single']:.0f} ms | "
+            + " | ".join(f"{ms[f'single_rerank_{b}']:.0f} ms" for b in backends)
+            + f" | {ms['multi']:.0f} ms | "
+            + " | ".join(f"{t['multi_over_rerank'][b]:.1f}x" for b in backends)
+            + " |",
             "",
         ]
     return "\n".join(lines)
@@ -247,6 +264,9 @@ def main() -> int:
     ap.add_argument("--ablations", type=Path, nargs="*", default=[])
     ap.add_argument("--cache", default="cache")
     ap.add_argument("--timing-images", type=int, default=10, help="0 skips the timing")
+    ap.add_argument(
+        "--weights", type=Path, help="time these weights (default: the CV run's fold 4)"
+    )
     ap.add_argument("--no-cross-dataset", action="store_true")
     ap.add_argument("--json", type=Path, help="write all results here")
     ap.add_argument("--markdown", type=Path, help="write the tables here")
@@ -263,8 +283,10 @@ def main() -> int:
         }
         if not args.no_cross_dataset:
             res["cross_dataset"] = cross_dataset(args.cv / "fold4" / "final.pt", args.cache)
-        if args.timing_images:
+        if args.timing_images and not args.weights:
             res["timing"] = timing(args.cv / "fold4" / "final.pt", args.timing_images)
+    if args.weights and args.timing_images:
+        res["timing"] = timing(args.weights, args.timing_images)
     if args.ablations:
         res["ablations"] = ablation_table(args.ablations, args.cache)
     text = markdown(res)
