@@ -179,82 +179,119 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
+def aps(ap: dict) -> str:
+    """``"72.4 / 61.7 / 32.9"``: AP per setting in %."""
+    return " / ".join(pct(v) for v in ap.values())
+
+
+def gains(new: dict, base: dict) -> str:
+    return " / ".join(f"{100 * (new[k] - base[k]):+.1f}" for k in base)
+
+
+def section(title: str, columns: list[str], rows: list[list]) -> list[str]:
+    """A markdown table under a ``###`` title, followed by a blank line."""
+    return [
+        f"### {title}",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|---" * len(columns) + "|",
+        *("| " + " | ".join(str(c) for c in row) + " |" for row in rows),
+        "",
+    ]
+
+
 def markdown(res: dict) -> str:
     lines = []
-    cv = res.get("cv")
-    if cv:
-        lines += [
-            "### Cross-validated AP on wider_val200 (5 folds pooled; Easy / Medium / Hard)",
-            "",
-            "| detector | trained on | single | rerank (a=1) | gain (a=1) | shipped a | rerank (shipped a) | multi-scale+flip |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
+    if res.get("cv"):
         multi = res.get("multi_ap", {})
-        for det, row in cv.items():
+        rows = []
+        for det, row in res["cv"].items():
             base, full = row["ap"]["0.0"], row["ap"]["1.0"]
-            best = row["ap"][str(row["best_strength"])]
-            gain = " / ".join(f"{100 * (full[k] - base[k]):+.1f}" for k in base)
             m = multi.get(det)
-            lines.append(
-                f"| {det} | {'yes' if row['trained_on'] else 'no (held out)'} | "
-                f"{' / '.join(pct(v) for v in base.values())} | "
-                f"{' / '.join(pct(v) for v in full.values())} | {gain} | {row['best_strength']} | "
-                f"{' / '.join(pct(v) for v in best.values())} | "
-                f"{' / '.join(pct(v) for v in m.values()) if m else '-'} |"
+            rows.append(
+                [
+                    det,
+                    "yes" if row["trained_on"] else "no (held out)",
+                    aps(base),
+                    aps(full),
+                    gains(full, base),
+                    row["best_strength"],
+                    aps(row["ap"][str(row["best_strength"])]),
+                    aps(m) if m else "-",
+                ]
             )
-        lines.append("")
+        lines += section(
+            "Cross-validated AP on wider_val200 (5 folds pooled; Easy / Medium / Hard)",
+            [
+                "detector",
+                "trained on",
+                "single",
+                "rerank (a=1)",
+                "gain (a=1)",
+                "shipped a",
+                "rerank (shipped a)",
+                "multi-scale+flip",
+            ],
+            rows,
+        )
     if res.get("cross_dataset"):
-        lines += [
-            '### Cross-dataset: AP "all" on unseen images (hash fold 4), fold-4 model',
-            "",
-            "| set | detector | images | single | rerank | gain |",
-            "|---|---|---|---|---|---|",
+        rows = [
+            [
+                name,
+                det,
+                r["images"],
+                pct(r["single"]),
+                pct(r["rerank"]),
+                f"{100 * (r['rerank'] - r['single']):+.1f}",
+            ]
+            for name, dets in res["cross_dataset"].items()
+            for det, r in dets.items()
         ]
-        for name, dets in res["cross_dataset"].items():
-            for det, r in dets.items():
-                lines.append(
-                    f"| {name} | {det} | {r['images']} | {pct(r['single'])} | "
-                    f"{pct(r['rerank'])} | {100 * (r['rerank'] - r['single']):+.1f} |"
-                )
-        lines.append("")
+        lines += section(
+            'Cross-dataset: AP "all" on unseen images (hash fold 4), fold-4 model',
+            ["set", "detector", "images", "single", "rerank", "gain"],
+            rows,
+        )
     if res.get("ablations"):
-        lines += [
-            "### Ablations on fold 4 (mean over trained detectors; Easy / Medium / Hard)",
-            "",
-            "| run | loss | params | iterations | single | rerank | gain |",
-            "|---|---|---|---|---|---|---|",
+        rows = [
+            [
+                name,
+                r["loss"],
+                json.dumps(r["loss_params"]),
+                r["iterations"],
+                aps(r["single"]),
+                aps(r["rerank"]),
+                gains(r["rerank"], r["single"]),
+            ]
+            for name, r in res["ablations"].items()
         ]
-        for name, r in res["ablations"].items():
-            gain = " / ".join(
-                f"{100 * (r['rerank'][k] - r['single'][k]):+.1f}" for k in r["single"]
-            )
-            lines.append(
-                f"| {name} | {r['loss']} | {json.dumps(r['loss_params'])} | {r['iterations']} | "
-                f"{' / '.join(pct(v) for v in r['single'].values())} | "
-                f"{' / '.join(pct(v) for v in r['rerank'].values())} | {gain} |"
-            )
-        lines.append("")
+        lines += section(
+            "Ablations on fold 4 (mean over trained detectors; Easy / Medium / Hard)",
+            ["run", "loss", "params", "iterations", "single", "rerank", "gain"],
+            rows,
+        )
     if res.get("timing"):
         t = res["timing"]
         ms = t["median_ms"]
         backends = list(t["multi_over_rerank"])
-        lines += [
-            f"### Cost (RetinaFace, {t['images']} wider_val200 images, {t['device']}, "
+        lines += section(
+            f"Cost (RetinaFace, {t['images']} wider_val200 images, {t['device']}, "
             f"{t['threads']} thread(s), medians of interleaved runs)",
-            "",
-            "| single | "
-            + " | ".join(f"single + rerank ({b})" for b in backends)
-            + " | multi-scale + flip + vote | "
-            + " | ".join(f"multi / (single + rerank, {b})" for b in backends)
-            + " |",
-            "|---" * (2 + 2 * len(backends)) + "|",
-            f"| {ms['single']:.0f} ms | "
-            + " | ".join(f"{ms[f'single_rerank_{b}']:.0f} ms" for b in backends)
-            + f" | {ms['multi']:.0f} ms | "
-            + " | ".join(f"{t['multi_over_rerank'][b]:.1f}x" for b in backends)
-            + " |",
-            "",
-        ]
+            [
+                "single",
+                *(f"single + rerank ({b})" for b in backends),
+                "multi-scale + flip + vote",
+                *(f"multi / (single + rerank, {b})" for b in backends),
+            ],
+            [
+                [
+                    f"{ms['single']:.0f} ms",
+                    *(f"{ms[f'single_rerank_{b}']:.0f} ms" for b in backends),
+                    f"{ms['multi']:.0f} ms",
+                    *(f"{t['multi_over_rerank'][b]:.1f}x" for b in backends),
+                ]
+            ],
+        )
     return "\n".join(lines)
 
 
