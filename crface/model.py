@@ -23,9 +23,10 @@ from torchvision.ops import roi_align
 from crface.backbones import BACKBONES, ResNetBody, build_backbone
 
 HEADS = ("global", "roi")
-# Per-channel RGB statistics of natural images; inputs are 0-255 floats.
+# Keeps logit(c) finite for input confidences of exactly 0 or 1 (residual_space="logit").
 _LOGIT_EPS = 1e-6
-# Per input_norm: (mean, std) in the network's channel order, and whether that order is BGR.
+# Per input_norm: (mean, std) of 0-255 inputs in the network's channel order, and whether that
+# order is BGR.
 INPUT_NORMS: dict[str, tuple[tuple[float, ...], tuple[float, ...], bool]] = {
     "imagenet": ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375), False),
     # What RetinaFace's body was trained on, so its face-trained weights can initialise ours.
@@ -274,17 +275,21 @@ class ConfidenceRanker(nn.Module):
             pred = torch.stack(outs).mean(dim=0)
         else:
             pred = self._roi_head(image.shape[-1], p3, p5, taps[-1], boxes)
-        if self.config.residual and self.config.residual_space == "logit":
-            # Changes scale with c * (1 - c): small where scores are dense near 0 or 1.
-            c = boxes[..., 4].clamp(_LOGIT_EPS, 1 - _LOGIT_EPS)
-            out = torch.sigmoid(torch.log(c) - torch.log1p(-c) + pred)
-            return out * valid.to(pred.dtype)
-        if self.config.residual:
-            pred = boxes[..., 4] + pred
+        return self._confidence(pred, boxes[..., 4]) * valid.to(pred.dtype)
+
+    def _confidence(self, pred: Tensor, c: Tensor) -> Tensor:
+        """Refined confidence in [0, 1] from the head's output and the input confidence ``c``."""
+        cfg = self.config
+        if cfg.residual and cfg.residual_space == "logit":
+            # A change scales with c * (1 - c): small where scores are dense near 0 or 1.
+            c = c.clamp(_LOGIT_EPS, 1 - _LOGIT_EPS)
+            return torch.sigmoid(torch.log(c) - torch.log1p(-c) + pred)
+        if cfg.residual:
+            pred = c + pred
         out = pred.clamp(0, 1)
-        if self.training and self.config.train_clamp == "straight_through":
+        if self.training and cfg.train_clamp == "straight_through":
             out = pred + (out - pred).detach()
-        return out * valid.to(pred.dtype)
+        return out
 
     def _roi_head(
         self, size: int, p3: Tensor, p5: Tensor, row_feats: Tensor, boxes: Tensor

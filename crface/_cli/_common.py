@@ -35,7 +35,7 @@ def load_refiner(args: argparse.Namespace):
         device=args.device,
         backend=args.backend,
         strength=args.strength,
-        detector=None if args.strength is not None else args.for_detector,
+        detector=args.for_detector,  # an explicit --strength wins (Refiner.load)
     )
 
 

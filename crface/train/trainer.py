@@ -103,8 +103,8 @@ from crface.types import Detections
 from crface.weights import load_weights, resolve, save_weights
 
 CHECKPOINT_FORMAT = "crface-train-checkpoint"
-PAIR_SCOPES = ("image", "batch")
 CHECKPOINT_VERSION = 1
+PAIR_SCOPES = ("image", "batch")
 # Keys that may change between an interrupted run and its resumption.
 RESUMABLE_KEYS = (
     "iterations",
