@@ -140,17 +140,23 @@ def ablation_table(runs: list[Path], cache_root: str) -> dict:
     return rows
 
 
-def timing(weights: Path, n: int) -> dict:
+def timing(weights: list[Path], n: int) -> dict:
+    """Side-by-side medians; with several weights files each backend key is prefixed by the stem."""
     from crface.detectors import get_detector
 
     wider = load_dataset(WIDER)
     runner = get_detector("retinaface")
-    model, meta = build_model(weights)
-    refiners = {"torch": Refiner.from_model(model, device="auto", metadata=meta)}
-    try:
-        refiners["onnxruntime"] = Refiner.load(weights, backend="onnxruntime", device="auto")
-    except ImportError as exc:  # the onnx extra is optional
-        print(f"timing: no onnxruntime rows ({exc})", file=sys.stderr)
+    refiners = {}
+    for path in weights:
+        prefix = f"{path.stem} " if len(weights) > 1 else ""
+        model, meta = build_model(path)
+        refiners[f"{prefix}torch"] = Refiner.from_model(model, device="auto", metadata=meta)
+        try:
+            refiners[f"{prefix}onnxruntime"] = Refiner.load(
+                path, backend="onnxruntime", device="auto"
+            )
+        except ImportError as exc:  # the onnx extra is optional
+            print(f"timing: no onnxruntime rows ({exc})", file=sys.stderr)
     times: dict[str, list[float]] = {"single": [], "multi": []}
     times.update({f"single_rerank_{b}": [] for b in refiners})
     for i in range(min(n, len(wider))):
@@ -170,7 +176,7 @@ def timing(weights: Path, n: int) -> dict:
         "images": min(n, len(wider)),
         "median_ms": ms,
         "multi_over_rerank": {b: ms["multi"] / ms[f"single_rerank_{b}"] for b in refiners},
-        "device": str(refiners["torch"].device),
+        "device": str(next(iter(refiners.values())).device),
         "threads": torch.get_num_threads(),
     }
 
@@ -302,7 +308,10 @@ def main() -> int:
     ap.add_argument("--cache", default="cache")
     ap.add_argument("--timing-images", type=int, default=10, help="0 skips the timing")
     ap.add_argument(
-        "--weights", type=Path, help="time these weights (default: the CV run's fold 4)"
+        "--weights",
+        type=Path,
+        nargs="+",
+        help="time these weights side by side (default: the CV run's fold 4)",
     )
     ap.add_argument("--no-cross-dataset", action="store_true")
     ap.add_argument("--json", type=Path, help="write all results here")
@@ -321,7 +330,7 @@ def main() -> int:
         if not args.no_cross_dataset:
             res["cross_dataset"] = cross_dataset(args.cv / "fold4" / "final.pt", args.cache)
         if args.timing_images and not args.weights:
-            res["timing"] = timing(args.cv / "fold4" / "final.pt", args.timing_images)
+            res["timing"] = timing([args.cv / "fold4" / "final.pt"], args.timing_images)
     if args.weights and args.timing_images:
         res["timing"] = timing(args.weights, args.timing_images)
     if args.ablations:

@@ -22,9 +22,11 @@ from torchvision.ops import roi_align
 
 from crface.backbones import BACKBONES, ResNetBody, build_backbone
 
-HEADS = ("global", "roi")
+HEADS = ("global", "roi", "rows")
 # Keeps logit(c) finite for input confidences of exactly 0 or 1 (residual_space="logit").
 _LOGIT_EPS = 1e-6
+# Engineered per-row inputs of the "rows" head: logit score, log width, log height, rank.
+_ROW_FEATURES = 4
 # Per input_norm: (mean, std) of 0-255 inputs in the network's channel order, and whether that
 # order is BGR.
 INPUT_NORMS: dict[str, tuple[tuple[float, ...], tuple[float, ...], bool]] = {
@@ -56,9 +58,11 @@ class RankerConfig:
             layer to N outputs, so a row's residual depends on its rank position and the whole
             image) or ``"roi"`` (a crface variant: each candidate's own RoIAlign features from the
             finest pyramid level, its BPN row and the pooled image feature go through a small MLP;
-            the residual then depends on what is inside the box).
+            the residual then depends on what is inside the box) or ``"rows"`` (box-only, the
+            image-free ablation: each candidate's BPN row features plus its log score, log size and
+            rank position go through the same MLP; there is no backbone and ``image`` is ignored).
         roi_size: RoIAlign output side for the ``"roi"`` head.
-        roi_hidden: hidden width of the ``"roi"`` head's MLP.
+        roi_hidden: hidden width of the MLP of the ``"roi"`` and ``"rows"`` heads.
         input_norm: image normalisation: ``"imagenet"`` (RGB, ImageNet mean/std) or
             ``"retinaface"`` (BGR minus (104, 117, 123), as RetinaFace's body expects; use it with
             a backbone initialised from RetinaFace, see :func:`crface.backbones.load_retinaface_body`).
@@ -209,23 +213,32 @@ class ConfidenceRanker(nn.Module):
         super().__init__()
         cfg = config or RankerConfig()
         self.config = cfg
-        self.backbone = build_backbone(cfg.backbone, cfg.width_mult)
+        # Only the image heads have a backbone and a pyramid; "rows" never looks at the image.
+        self.backbone: nn.Module | None = (
+            None if cfg.head == "rows" else build_backbone(cfg.backbone, cfg.width_mult)
+        )
         self.bpn = BoxProcessingNetwork(cfg)
         s = cfg.leaky_slope
-        self.lateral = nn.ModuleList(
-            _conv(c + cfg.bpn_channels, cfg.fpn_channels, s) for c in self.backbone.out_channels
-        )
-        self.merge = nn.ModuleList(_conv(cfg.fpn_channels, cfg.fpn_channels, s) for _ in range(2))
-        self.head_conv = nn.ModuleList(
-            _conv(cfg.fpn_channels, cfg.head_channels, s) for _ in range(3)
-        )
+        if self.backbone is not None:
+            self.lateral = nn.ModuleList(
+                _conv(c + cfg.bpn_channels, cfg.fpn_channels, s)
+                for c in self.backbone.out_channels
+            )
+            self.merge = nn.ModuleList(
+                _conv(cfg.fpn_channels, cfg.fpn_channels, s) for _ in range(2)
+            )
+            self.head_conv = nn.ModuleList(
+                _conv(cfg.fpn_channels, cfg.head_channels, s) for _ in range(3)
+            )
         if cfg.head == "global":
             self.head_fc = nn.ModuleList(
                 nn.Linear(cfg.head_channels, cfg.num_boxes) for _ in range(3)
             )
             last = list(self.head_fc)
         else:
-            width = cfg.head_channels * (cfg.roi_size**2 + 1) + cfg.bpn_channels * 5
+            width = cfg.bpn_channels * 5 + (
+                _ROW_FEATURES if cfg.head == "rows" else cfg.head_channels * (cfg.roi_size**2 + 1)
+            )
             self.roi_mlp = nn.Sequential(
                 nn.Linear(width, cfg.roi_hidden),
                 nn.LeakyReLU(s),
@@ -255,6 +268,9 @@ class ConfidenceRanker(nn.Module):
 
     def forward(self, image: Tensor, boxes: Tensor) -> Tensor:
         valid = boxes[..., 2] > 0
+        if self.backbone is None:
+            pred = self._rows_head(self.bpn(boxes, valid)[-1], boxes)
+            return self._confidence(pred, boxes[..., 4]) * valid.to(pred.dtype)
         if self._bgr:
             image = image.flip(1)
         feats = self.backbone((image - self.mean) / self.std)
@@ -308,6 +324,24 @@ class ConfidenceRanker(nn.Module):
             row_feats.permute(0, 2, 1, 3).reshape(b, n, -1),  # (B, N, C_bpn * 5)
             context[:, None].expand(b, n, context.shape[1]),
         ]
+        return self.roi_mlp(torch.cat(parts, dim=-1)).squeeze(-1)
+
+    def _rows_head(self, row_feats: Tensor, boxes: Tensor) -> Tensor:
+        b, n = boxes.shape[:2]
+        # What a box-only re-scorer needs and a conv over the raw rows finds hard to form: scales
+        # spanning decades (log) and the row's rank.
+        c = boxes[..., 4].clamp(_LOGIT_EPS, 1 - _LOGIT_EPS)
+        size = boxes[..., 2:4].clamp_min(_LOGIT_EPS)
+        rank = torch.arange(n, device=boxes.device, dtype=boxes.dtype) / n
+        extra = torch.cat(
+            [
+                ((torch.log(c) - torch.log1p(-c)) / 5)[..., None],
+                torch.log(size) / 3,
+                rank.view(1, n, 1).expand(b, n, 1),
+            ],
+            dim=-1,
+        )
+        parts = [row_feats.permute(0, 2, 1, 3).reshape(b, n, -1), extra]
         return self.roi_mlp(torch.cat(parts, dim=-1)).squeeze(-1)
 
     def num_parameters(self) -> int:

@@ -24,11 +24,13 @@ def image_file(tmp_path):
     return path
 
 
-def test_weights_lists_default(capsys) -> None:
+def test_weights_lists_shipped_weights(capsys) -> None:
     assert main(["weights"]) == 0
-    assert "crface-small" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "crface-small" in out and "crface-boxes" in out
     assert main(["weights", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)[0]["name"] == "crface-small"
+    names = {row["name"] for row in json.loads(capsys.readouterr().out)}
+    assert names == {"crface-small", "crface-boxes"}
 
 
 def test_demo_writes_png_and_table(tmp_path, capsys) -> None:

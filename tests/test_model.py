@@ -7,7 +7,7 @@ from crface.model import PRESETS, ConfidenceRanker, RankerConfig, box_matrix, le
 from tests.helpers import random_boxes, random_model
 
 
-@pytest.mark.parametrize("head", ["global", "roi"])
+@pytest.mark.parametrize("head", ["global", "roi", "rows"])
 def test_untrained_ranker_is_identity(head: str) -> None:
     model = ConfidenceRanker(RankerConfig(num_boxes=8, image_size=64, head=head)).eval()
     boxes = torch.rand(2, 8, 5)
@@ -17,7 +17,7 @@ def test_untrained_ranker_is_identity(head: str) -> None:
     assert torch.equal(out[:, 5:], torch.zeros(2, 3))
 
 
-@pytest.mark.parametrize("head", ["global", "roi"])
+@pytest.mark.parametrize("head", ["global", "roi", "rows"])
 def test_output_range_shape_and_padding_rows(head: str) -> None:
     model = random_model(num_boxes=12, head=head)
     boxes = torch.rand(3, 12, 5)
@@ -39,7 +39,7 @@ def test_bpn_features_of_padding_rows_are_zero() -> None:
         assert tap[:, :, :6].abs().sum() > 0
 
 
-@pytest.mark.parametrize("head", ["global", "roi"])
+@pytest.mark.parametrize("head", ["global", "roi", "rows"])
 def test_batch_members_do_not_interact(head: str) -> None:
     model = random_model(num_boxes=16, head=head)
     imgs, mats = torch.rand(3, 3, 64, 64) * 255, torch.rand(3, 16, 5)
@@ -173,3 +173,12 @@ def test_logit_residual_space_is_identity_at_init_and_scales_changes() -> None:
     torch.testing.assert_close(moved, torch.sigmoid(torch.logit(c) + 1.0) - c)
     with pytest.raises(ValueError, match="residual_space must be"):
         RankerConfig(residual_space="log")
+
+
+def test_rows_head_ignores_the_image_and_has_no_backbone() -> None:
+    model = random_model(num_boxes=12, head="rows")
+    assert model.backbone is None
+    boxes = torch.rand(2, 12, 5)
+    torch.testing.assert_close(
+        model(torch.zeros(2, 3, 64, 64), boxes), model(torch.rand(2, 3, 64, 64) * 255, boxes)
+    )

@@ -21,17 +21,15 @@ def refiner() -> Refiner:
     return random_refiner(num_boxes=16)
 
 
-def test_load_registered_default_is_trained_and_runs() -> None:
+@pytest.mark.parametrize("name", ["crface-small", "crface-boxes"])
+def test_load_registered_weights_are_trained_and_run(name: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # trained weights load without the untrained notice
-        r = crface.Refiner.load("crface-small", device="cpu")
+        r = crface.Refiner.load(name, device="cpu")
     assert r.metadata["trained"] is True
     per_det = r.metadata["strength"]["per_detector"]
     assert r.strength == r.metadata["strength"]["default"]
-    assert (
-        crface.Refiner.load("crface-small", device="cpu", detector="yunet_n").strength
-        == (per_det["yunet_n"])
-    )
+    assert crface.Refiner.load(name, device="cpu", detector="mtcnn").strength == per_det["mtcnn"]
     boxes, scores = random_boxes(30, 160, 120)
     refined = r.refine_scores(IMG, boxes, scores)
     assert refined.shape == scores.shape and ((refined >= 0) & (refined <= 1)).all()

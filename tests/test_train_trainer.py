@@ -298,3 +298,13 @@ def test_pair_scope_batch_merges_images_in_confidence_order(synth) -> None:
     assert T._pair_scope("image", refined, item)[0] is refined
     with pytest.raises(ValueError, match="pair_scope must be one of"):
         _config(synth, pair_scope="global")
+
+
+def test_rows_head_trains_without_a_backbone(synth, tmp_path) -> None:
+    model = {**TINY, "head": "rows"}
+    result = train(_config(synth, model=model, heldout=None), tmp_path / "run", progress=False)
+    trained, _ = build_model(result.final_weights)
+    assert trained.backbone is None
+    assert trained.roi_mlp[-1].weight.abs().sum() > 0  # it trained (it starts at zero)
+    with pytest.raises(ValueError, match="head 'rows' has no backbone"):
+        _config(synth, model=model, freeze_backbone=True)

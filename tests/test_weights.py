@@ -11,12 +11,12 @@ from crface.refiner import Refiner
 from tests.helpers import random_model
 
 
-def test_list_weights_has_default_with_checksum() -> None:
-    rows = {r["name"]: r for r in crface.list_weights()}
-    small = rows["crface-small"]
-    assert small["size"] == W.ASSETS.joinpath("crface-small.pt").stat().st_size
-    assert small["sha256"] == W.sha256_of(W.ASSETS / "crface-small.pt")
-    assert small["size"] < 10_000_000
+@pytest.mark.parametrize("name", ["crface-small", "crface-boxes"])
+def test_list_weights_has_shipped_weights_with_checksum(name: str) -> None:
+    row = {r["name"]: r for r in crface.list_weights()}[name]
+    assert row["size"] == W.ASSETS.joinpath(f"{name}.pt").stat().st_size
+    assert row["sha256"] == W.sha256_of(W.ASSETS / f"{name}.pt")
+    assert row["size"] < 10_000_000 and row["trained"] is True
 
 
 @pytest.mark.parametrize("half", [False, True])

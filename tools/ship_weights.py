@@ -1,4 +1,4 @@
-"""Package a trained run as the registered ``crface-small`` weights (maintainers).
+"""Package a trained run as registered weights (``crface-small`` by default; maintainers).
 
     .venv/bin/python tools/ship_weights.py --run runs/final_small --results results/results.json \
         --description "..."
@@ -39,10 +39,11 @@ def main() -> int:
     model, meta = build_model(args.run / "final.pt")
     results = json.loads(args.results.read_text())
     cv = results["cv"]
+    training_config = json.loads((args.run / "config.json").read_text())
     metadata = {
         **meta,
         "trained": True,
-        "training_config": json.loads((args.run / "config.json").read_text()),
+        "training_config": training_config,
         "strength": strength_table(cv),
         "cv_ap": {
             det: {
@@ -52,8 +53,12 @@ def main() -> int:
             }
             for det, row in cv.items()
         },
-        "backbone_init": "RetinaFace-MobileNet-0.25 body (Pytorch_Retinaface, MIT), frozen",
     }
+    if training_config.get("init_backbone"):
+        frozen = "frozen" if training_config.get("freeze_backbone") else "fine-tuned"
+        metadata["backbone_init"] = (
+            f"RetinaFace-MobileNet-0.25 body (Pytorch_Retinaface, MIT), {frozen}"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         path = save_weights(Path(tmp) / f"{args.name}.pt", model, metadata, half=True)
         entry = register_weights(args.name, path, args.description)
