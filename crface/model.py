@@ -221,8 +221,7 @@ class ConfidenceRanker(nn.Module):
         s = cfg.leaky_slope
         if self.backbone is not None:
             self.lateral = nn.ModuleList(
-                _conv(c + cfg.bpn_channels, cfg.fpn_channels, s)
-                for c in self.backbone.out_channels
+                _conv(c + cfg.bpn_channels, cfg.fpn_channels, s) for c in self.backbone.out_channels
             )
             self.merge = nn.ModuleList(
                 _conv(cfg.fpn_channels, cfg.fpn_channels, s) for _ in range(2)
