@@ -17,6 +17,8 @@ uses the same post-processing as ``benchmarks/results.py``. Feature sets:
 * ``zoom``: the box plus the same body run on each candidate's 2x-context crop resized to
   32 x 32, so that a 5-px face is seen at the scale the detector body was trained on.
 
+``--small-weight W`` multiplies the loss weight of candidates under ``--small-px`` (square root
+of the area): a Hard-targeted objective, to see whether re-scoring can lift Hard at all.
 ``--pca K`` projects the image features on their top K principal components (fitted on the
 training folds) to limit over-fitting. It is a probe, not the product: it has no BPN and no
 pyramid, and the image features cannot adapt.
@@ -146,7 +148,18 @@ def fit(images: list[tuple[np.ndarray, np.ndarray, np.ndarray]], args: argparse.
         feats, base, oracle = feats[order], base[order], oracle[order]
         refined = torch.sigmoid(base + probe(feats))
         valid = torch.ones(1, len(base), dtype=torch.bool)
-        loss = pairwise_ranking_loss(refined[None], oracle[None], valid, num_pairs=10, scale=10.0)
+        # feats[:, 2:4] are log(width, height) / 3: rows whose sqrt(area) is under small_px
+        small = feats[:, 2:4].sum(dim=1) * 1.5 < np.log(args.small_px)
+        weights = 1.0 + (args.small_weight - 1.0) * small.float()
+        loss = pairwise_ranking_loss(
+            refined[None],
+            oracle[None],
+            valid,
+            weights[None],
+            num_pairs=10,
+            scale=10.0,
+            pair_weight="product",
+        )
         loss = loss + args.penalty * ((refined - torch.sigmoid(base)) ** 2).mean()
         opt.zero_grad()
         loss.backward()
@@ -208,6 +221,13 @@ def main() -> int:
     ap.add_argument("--iterations", type=int, default=300)
     ap.add_argument("--penalty", type=float, default=50.0, help="residual penalty weight")
     ap.add_argument("--pca", type=int, default=16, help="principal components (0: all)")
+    ap.add_argument(
+        "--small-weight",
+        type=float,
+        default=1.0,
+        help="weight of candidates smaller than --small-px in the ranking loss (Hard-targeted)",
+    )
+    ap.add_argument("--small-px", type=float, default=12.0, help="sqrt(area) threshold, pixels")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
     torch.set_num_threads(1)
