@@ -14,6 +14,8 @@ uses the same post-processing as ``benchmarks/results.py``. Feature sets:
 * ``none``: the box only: logit score, rank position, log width and height (pixels).
 * ``full``: the box plus RoIAlign of the body's stride-8 and stride-16 maps of the whole 416-px
   image, over the box with 2x context (what the shipped RoI head sees, minus the pyramid).
+* ``ctx``: the box plus what the overlapping candidates say (counts at IoU 0.5 / 0.3, their
+  summed score, the largest IoU with a higher-scored box and its logit margin): no image.
 * ``zoom``: the box plus the same body run on each candidate's 2x-context crop resized to
   32 x 32, so that a 5-px face is seen at the scale the detector body was trained on.
 
@@ -46,7 +48,7 @@ from crface.paths import shared_path
 from crface.train.losses import pairwise_ranking_loss
 from crface.types import Detections
 
-FEATURES = ("none", "full", "zoom")
+FEATURES = ("none", "full", "zoom", "ctx")
 ZOOM = 32  # crop side fed to the body: a face filling half of it is ~16 px, RetinaFace's scale
 TOP = 1000  # candidates per image, as the shipped ranker's N
 FIELDS = ("boxes", "scores", "zoom", "full", "iou")
@@ -107,9 +109,33 @@ def rows(item: dict[str, np.ndarray], features: str) -> np.ndarray:
     size = np.log(np.clip(b[:, 2:] - b[:, :2], 1, None)) / 3
     rank = np.arange(len(b))[:, None] / TOP
     parts = [logit(item["scores"])[:, None] / 5, rank, size]
-    if features != "none":
+    if features == "ctx":
+        parts.append(context(b, item["scores"]))
+    elif features != "none":
         parts.append(item[features].astype(np.float32))
     return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def context(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """``[K, 5]`` what the other candidates say about each one (rows sorted by score, descending):
+    how many overlap it (IoU >= 0.5, >= 0.3) and their summed score, its largest IoU with a
+    higher-scored box (how hard NMS hits it) and that box's logit margin over it."""
+    iou = box_iou(torch.from_numpy(boxes), torch.from_numpy(boxes)).numpy()
+    np.fill_diagonal(iou, 0.0)
+    higher = np.tril(iou, k=-1)  # row i, columns j < i: the boxes scored above i
+    near = iou >= 0.5
+    best = higher.argmax(axis=1)
+    margin = np.where(higher.max(axis=1) > 0, logit(scores[best]) - logit(scores), 0.0)
+    return np.stack(
+        [
+            np.log1p(near.sum(axis=1)) / 3,
+            np.log1p((iou >= 0.3).sum(axis=1)) / 3,
+            np.log1p(near @ scores),
+            higher.max(axis=1),
+            margin / 5,
+        ],
+        axis=1,
+    ).astype(np.float32)
 
 
 class Probe(nn.Module):
