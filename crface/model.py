@@ -121,6 +121,11 @@ class RankerConfig:
             raise ValueError(f"bpn_kernel sides must be odd; got {self.bpn_kernel}")
         object.__setattr__(self, "bpn_kernel", (int(kh), int(kw)))
 
+    @property
+    def uses_image(self) -> bool:
+        """False for the box-only ``"rows"`` head: no backbone, the image input is ignored."""
+        return self.head != "rows"
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-type dict (JSON / ``weights_only`` safe)."""
         d = dataclasses.asdict(self)
@@ -213,9 +218,8 @@ class ConfidenceRanker(nn.Module):
         super().__init__()
         cfg = config or RankerConfig()
         self.config = cfg
-        # Only the image heads have a backbone and a pyramid; "rows" never looks at the image.
         self.backbone: nn.Module | None = (
-            None if cfg.head == "rows" else build_backbone(cfg.backbone, cfg.width_mult)
+            build_backbone(cfg.backbone, cfg.width_mult) if cfg.uses_image else None
         )
         self.bpn = BoxProcessingNetwork(cfg)
         s = cfg.leaky_slope

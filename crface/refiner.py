@@ -372,12 +372,12 @@ class Refiner:
             chunk = jobs[start : start + self.batch_size]
             tensors, mats, orders = [], [], []
             for i, img, rows in chunk:
-                if cfg.head == "rows":  # box-only: the graph still has an image input, unused
-                    x = torch.zeros(3, cfg.image_size, cfg.image_size, device=self.device)
-                else:
+                if cfg.uses_image:
                     x, _ = letterbox(
                         torch.from_numpy(img).permute(2, 0, 1).to(self.device), cfg.image_size
                     )
+                else:  # the graph keeps its image input (one signature), but ignores it
+                    x = torch.zeros(3, cfg.image_size, cfg.image_size, device=self.device)
                 mat, order = box_matrix(
                     cands[i].boxes[rows],
                     cands[i].scores[rows],

@@ -287,8 +287,8 @@ class TrainConfig:
         # Fail on typos now rather than after the data has loaded.
         self.augment_config()
         make_loss(self.loss, **self.loss_params)
-        head = None if self.model is None else _model_config(self.model).head
-        if head == "rows" and (self.init_backbone is not None or self.freeze_backbone):
+        no_backbone = self.model is not None and not _model_config(self.model).uses_image
+        if no_backbone and (self.init_backbone is not None or self.freeze_backbone):
             raise ValueError(
                 "head 'rows' has no backbone: init_backbone and freeze_backbone must be unset"
             )
