@@ -205,12 +205,17 @@ def cross_validate(
     preds: dict[str, dict[str, dict[str, Detections]]] = {
         d: {"single": {}, "probe": {}} for d in feats
     }
+    # (probe inputs, logit score, oracle IoU) per detector and image, computed once for all folds
+    inputs = {
+        det: {
+            s.name: (rows(f[s.name], features), logit(f[s.name]["scores"]), f[s.name]["iou"])
+            for s in dataset
+        }
+        for det, f in feats.items()
+    }
     for k in folds:
         train_images = [
-            (rows(f[s.name], features), logit(f[s.name]["scores"]), f[s.name]["iou"])
-            for f in feats.values()
-            for s in dataset
-            if s.fold != k
+            by_name[s.name] for by_name in inputs.values() for s in dataset if s.fold != k
         ]
         torch.manual_seed(k)
         probe = fit(train_images, args)
@@ -224,8 +229,8 @@ def cross_validate(
                         torch.from_numpy(item["boxes"]),
                         torch.from_numpy(item["scores"]),
                     )
-                    shift = probe(torch.from_numpy(rows(item, features)))
-                    refined = torch.sigmoid(torch.from_numpy(logit(item["scores"])) + shift)
+                    x, base, _ = inputs[det][s.name]
+                    refined = torch.sigmoid(torch.from_numpy(base) + probe(torch.from_numpy(x)))
                     preds[det]["single"][s.name] = postprocess(Detections(boxes, scores))
                     preds[det]["probe"][s.name] = postprocess(Detections(boxes, refined))
     return {

@@ -271,13 +271,18 @@ class ConfidenceRanker(nn.Module):
 
     def forward(self, image: Tensor, boxes: Tensor) -> Tensor:
         valid = boxes[..., 2] > 0
+        taps = self.bpn(boxes, valid)
         if self.backbone is None:
-            pred = self._rows_head(self.bpn(boxes, valid)[-1], boxes)
-            return self._confidence(pred, boxes[..., 4]) * valid.to(pred.dtype)
+            pred = self._rows_head(taps[-1], boxes)
+        else:
+            pred = self._image_head(image, taps, boxes)
+        return self._confidence(pred, boxes[..., 4]) * valid.to(pred.dtype)
+
+    def _image_head(self, image: Tensor, taps: list[Tensor], boxes: Tensor) -> Tensor:
+        """The ``"global"`` / ``"roi"`` heads' output: backbone + BPN taps through the pyramid."""
         if self._bgr:
             image = image.flip(1)
         feats = self.backbone((image - self.mean) / self.std)
-        taps = self.bpn(boxes, valid)
         lat = [
             lateral(torch.cat([f, F.interpolate(t, size=f.shape[-2:], mode="nearest")], dim=1))
             for lateral, f, t in zip(self.lateral, feats, taps)
@@ -291,18 +296,15 @@ class ConfidenceRanker(nn.Module):
                 fc(conv(p).mean(dim=(2, 3)))
                 for p, conv, fc in zip((p3, p4, p5), self.head_conv, self.head_fc)
             ]
-            pred = torch.stack(outs).mean(dim=0)
-        else:
-            pred = self._roi_head(image.shape[-1], p3, p5, taps[-1], boxes)
-        return self._confidence(pred, boxes[..., 4]) * valid.to(pred.dtype)
+            return torch.stack(outs).mean(dim=0)
+        return self._roi_head(image.shape[-1], p3, p5, taps[-1], boxes)
 
     def _confidence(self, pred: Tensor, c: Tensor) -> Tensor:
         """Refined confidence in [0, 1] from the head's output and the input confidence ``c``."""
         cfg = self.config
         if cfg.residual and cfg.residual_space == "logit":
             # A change scales with c * (1 - c): small where scores are dense near 0 or 1.
-            c = c.clamp(_LOGIT_EPS, 1 - _LOGIT_EPS)
-            return torch.sigmoid(torch.log(c) - torch.log1p(-c) + pred)
+            return torch.sigmoid(_logit(c) + pred)
         if cfg.residual:
             pred = c + pred
         out = pred.clamp(0, 1)
@@ -333,12 +335,11 @@ class ConfidenceRanker(nn.Module):
         b, n = boxes.shape[:2]
         # What a box-only re-scorer needs and a conv over the raw rows finds hard to form: scales
         # spanning decades (log) and the row's rank.
-        c = boxes[..., 4].clamp(_LOGIT_EPS, 1 - _LOGIT_EPS)
         size = boxes[..., 2:4].clamp_min(_LOGIT_EPS)
         rank = torch.arange(n, device=boxes.device, dtype=boxes.dtype) / n
         extra = torch.cat(
             [
-                ((torch.log(c) - torch.log1p(-c)) / 5)[..., None],
+                (_logit(boxes[..., 4]) / 5)[..., None],
                 torch.log(size) / 3,
                 rank.view(1, n, 1).expand(b, n, 1),
             ],
@@ -350,6 +351,12 @@ class ConfidenceRanker(nn.Module):
     def num_parameters(self) -> int:
         """Number of parameters."""
         return sum(p.numel() for p in self.parameters())
+
+
+def _logit(c: Tensor) -> Tensor:
+    """``log(c / (1 - c))``, finite for confidences of exactly 0 or 1."""
+    c = c.clamp(_LOGIT_EPS, 1 - _LOGIT_EPS)
+    return torch.log(c) - torch.log1p(-c)
 
 
 def letterbox(image: Tensor, size: int) -> tuple[Tensor, float]:
