@@ -323,19 +323,45 @@ def test_wider_val200(shared_dir):
     )
 
 
+def _label_counts(labels):
+    """(images, faces) counted straight from a WIDER-format labels.txt, independently of the reader."""
+    lines = [ln.strip() for ln in labels.read_text().splitlines() if ln.strip()]
+    starts = [i for i, ln in enumerate(lines) if ln.lower().endswith((".jpg", ".jpeg", ".png"))]
+    return len(starts), sum(int(lines[i + 1]) for i in starts)
+
+
+def _shared_set(shared_dir, name):
+    root = shared_dir / "data" / name
+    if not root.is_dir():
+        pytest.skip(
+            f"shared set {name} not present in {shared_dir / 'data'} (sets change between rounds)"
+        )
+    return root
+
+
 @pytest.mark.shared
-@pytest.mark.parametrize(
-    ("name", "images", "faces"),
-    [
-        ("facemask_kaggle", 670, 3293),
-        ("facemask_ilc2021", 1420, 3874),
-        ("roboflow_faces_gray", 1270, 2188),
-    ],
-)
-def test_other_shared_sets(shared_dir, name, images, faces):
-    ds = load_dataset(shared_dir / "data" / name)
-    assert (len(ds), ds.num_faces) == (images, faces)
+@pytest.mark.parametrize("name", ["facemask_kaggle", "roboflow_faces_gray", "wider_train"])
+def test_other_shared_sets(shared_dir, name):
+    root = _shared_set(shared_dir, name)
+    ds = load_dataset(root)
+    assert (len(ds), ds.num_faces) == _label_counts(root / "labels.txt")
+    assert len(ds) == sum(1 for p in (root / "images").rglob("*") if p.is_file())
     assert ds.settings == ("all",)
+
+
+@pytest.mark.shared
+def test_wider_train_and_val_fullres(shared_dir):
+    train = load_dataset(_shared_set(shared_dir, "wider_train"))
+    val = load_dataset(_shared_set(shared_dir, "wider_val_fullres"))
+    assert train.folds == val.folds == (0, 1, 2, 3, 4)
+    assert val.settings == SETTINGS
+    assert not set(train.names) & set(val.names)
+    assert {s.image_size[1] for s in train} == {1024}  # full resolution, not 416 px copies
+    val200 = load_dataset(_shared_set(shared_dir, "wider_val200"))
+    shared = [n for n in val.names if n in set(val200.names)]
+    assert shared  # the 416 px copies of these photos must never be trained on
+    for name in shared:
+        assert val.by_name(name).boxes.shape == val200.by_name(name).boxes.shape, name
 
 
 @pytest.mark.shared
