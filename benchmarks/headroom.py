@@ -29,7 +29,7 @@ from crface.eval.baselines import METHODS, baseline_predictions, multiscale_vote
 from crface.eval.wider import evaluate
 from crface.paths import shared_path
 
-OTHER_SETS = ("facemask_kaggle", "facemask_ilc2021", "roboflow_faces_gray")
+OTHER_SETS = ("facemask_kaggle", "roboflow_faces_gray")  # facemask_ilc2021 left shared/ (Dec 2026)
 # retinaface_torch loads the .pth checkpoint: a different training run than the ONNX file.
 DEFAULT_DETECTORS = [*(d for d in RUNNERS if d != "retinaface_torch"), "retinaface_torch"]
 

@@ -38,7 +38,7 @@ from crface.types import Detections
 from crface.weights import build_model
 
 WIDER = "wider_val200"
-OTHER_SETS = ("facemask_kaggle", "facemask_ilc2021", "roboflow_faces_gray")
+OTHER_SETS = ("facemask_kaggle", "roboflow_faces_gray")  # facemask_ilc2021 left shared/ (Dec 2026)
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 MULTI_VARIANTS = [(s, f) for s in (0.5, 1.0, 1.5, 2.0) for f in (False, True)]
 

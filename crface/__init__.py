@@ -23,6 +23,7 @@ _LAZY = {
     "refined": "crface.hooks",
     "rerank_stream": "crface.hooks",
     "RefinedDetector": "crface.hooks",
+    "zoom": "crface.zooming",
 }
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "load_image",
     "refined",
     "rerank_stream",
+    "zoom",
 ]
 
 if TYPE_CHECKING:
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from crface.refiner import Refiner
     from crface.types import Detections
     from crface.weights import list_weights
+    from crface.zooming import zoom
 
 
 def __getattr__(name: str) -> Any:

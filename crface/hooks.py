@@ -20,6 +20,7 @@ from torch import nn
 from crface.adapters import get_adapter
 from crface.refiner import Refiner
 from crface.types import Detections
+from crface.zooming import zoom as _zoom
 
 
 def _default_refiner() -> Refiner:
@@ -31,6 +32,7 @@ def hook(
     adapter: str = "generic",
     refiner: Refiner | None = None,
     rerank_kwargs: dict[str, Any] | None = None,
+    zoom: float | None = None,
     **adapter_kwargs: Any,
 ) -> Callable[..., Detections]:
     """Wrap ``detect_fn(image, *args, **kwargs)`` so that it returns reranked :class:`Detections`.
@@ -44,6 +46,9 @@ def hook(
         adapter: adapter name (see :data:`crface.adapters.ADAPTERS`).
         refiner: the ranker (default: ``Refiner.load("crface-small")``, loaded on first call).
         rerank_kwargs: options for :meth:`Refiner.rerank` (``nms``, ``score_threshold``...).
+        zoom: run :func:`crface.zoom` at this scale (e.g. ``2.0``): a second, upscaled
+            pass where the first one saw small faces, both passes then reranked together
+            (``detect_fn`` must then return boxes in its input's pixels).
         **adapter_kwargs: options for the adapter (e.g. ``image_size`` for raw network heads).
 
     Raises:
@@ -57,6 +62,16 @@ def hook(
     def wrapped(image: Any, *args: Any, **kwargs: Any) -> Detections:
         if state["refiner"] is None:
             state["refiner"] = _default_refiner()
+        if zoom is not None:
+            return _zoom(
+                lambda crop: detect_fn(crop, *args, **kwargs),
+                image,
+                adapter=adapter,
+                scale=zoom,
+                refiner=state["refiner"],
+                rerank_kwargs=options,
+                **adapter_kwargs,
+            )
         candidates = module.to_detections(detect_fn(image, *args, **kwargs), **adapter_kwargs)
         return state["refiner"].rerank(image, candidates, **options)
 
@@ -103,6 +118,8 @@ class RefinedDetector(nn.Module):
         adapter: adapter name.
         refiner: the ranker (default: ``Refiner.load("crface-small")``).
         rerank_kwargs: options for :meth:`Refiner.rerank_batch`.
+        zoom: add :func:`crface.zoom`'s upscaled pass at this scale (images then go one by
+            one; ``detector`` must return boxes in its input's pixels).
         **adapter_kwargs: options for the adapter.
     """
 
@@ -112,9 +129,12 @@ class RefinedDetector(nn.Module):
         adapter: str = "generic",
         refiner: Refiner | None = None,
         rerank_kwargs: dict[str, Any] | None = None,
+        zoom: float | None = None,
         **adapter_kwargs: Any,
     ) -> None:
         super().__init__()
+        self.zoom = zoom
+        self.adapter_name = adapter
         self.detector = detector
         self.adapter = get_adapter(adapter)
         self.refiner = refiner or _default_refiner()
@@ -130,6 +150,19 @@ class RefinedDetector(nn.Module):
 
     def forward(self, images: Any) -> list[Detections]:
         images = list(images)
+        if self.zoom is not None:
+            return [
+                _zoom(
+                    self.detector,
+                    im,
+                    adapter=self.adapter_name,
+                    scale=self.zoom,
+                    refiner=self.refiner,
+                    rerank_kwargs=self.rerank_kwargs,
+                    **self.adapter_kwargs,
+                )
+                for im in images
+            ]
         cands = [
             self.adapter.to_detections(self.detector(im), **self.adapter_kwargs) for im in images
         ]

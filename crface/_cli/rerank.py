@@ -16,7 +16,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Detections: .json, .npy, .npz or .txt (see crface.io).",
     )
     p.add_argument("image", help="image file")
-    p.add_argument("--detections", required=True, help="candidates file (.json/.npy/.npz/.txt)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--detections", help="candidates file (.json/.npy/.npz/.txt)")
+    src.add_argument("--detector", help="run this runner (see crface.detectors.RUNNERS) instead")
+    p.add_argument(
+        "--zoom",
+        type=float,
+        help="with --detector: add an upscaled pass at this scale where small faces are "
+        "(crface.zoom), both passes reranked together",
+    )
     p.add_argument("--box-format", default="xyxy", choices=["xyxy", "xywh", "cxcywh"])
     p.add_argument(
         "--invalid",
@@ -37,16 +45,28 @@ def run(args: argparse.Namespace) -> int:
     from crface.ops import nms
 
     image = load_image(args.image)
-    cands = read_detections(args.detections, args.box_format)
     refiner = load_refiner(args)
-    faces = refiner.rerank(
-        image,
-        cands.boxes,
-        cands.scores,
-        landmarks=cands.landmarks,
-        invalid=args.invalid,
-        **rerank_kwargs(args),
-    )
+    options = {"invalid": args.invalid, **rerank_kwargs(args)}
+    if args.zoom is not None and args.detector is None:
+        from crface.cli import CLIError
+
+        raise CLIError("--zoom runs the detector again on parts of the photo: pass --detector NAME")
+    if args.detector is not None:
+        from crface.detectors import get_detector
+        from crface.zooming import zoom
+
+        runner = get_detector(args.detector)
+        cands = runner.detect(image)
+        if args.zoom is not None:
+            faces = zoom(
+                runner.detect, image, scale=args.zoom, refiner=refiner, rerank_kwargs=options
+            )
+    else:
+        cands = read_detections(args.detections, args.box_format)
+    if args.zoom is None:
+        faces = refiner.rerank(
+            image, cands.boxes, cands.scores, landmarks=cands.landmarks, **options
+        )
     out = write_detections(args.out, faces, image_name=Path(args.image).name)
     print(f"{len(cands)} candidates -> {len(faces)} detections; wrote {out}")
     if args.draw:

@@ -1,0 +1,338 @@
+"""Zoom against single scale, a full 2x pass and multi-scale testing: AP and detector time.
+
+Two steps, the second run once per shipped setting:
+
+    # 1. choose the zoom settings on training photos (cached candidates, no timing):
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/zoom.py tune --json results/zoom_tune.json
+    # 2. measure on the test photos, every method live and side by side, photo by photo:
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/zoom.py test --json results/zoom.json
+
+``tune`` reads the ``crface dump`` caches of ``wider_train`` at scales 1 and 2 (it runs the dumps
+when missing) and simulates zoom: the 2x pass's candidates owned by the selected regions stand in
+for a detector run on those crops. It scores AP "all" and AP by face width (< 16, 16-48, > 48 px)
+for a grid of settings and picks, per budget, the best one whose medium and large-face AP stay at
+single scale or above (0.2 tolerance).
+
+``test`` runs, on every photo of ``wider_val_fullres`` (official Easy / Medium / Hard), each
+method with the real detector: single scale + NMS 0.4; single + box voting; native + full 2x pass
+pooled + voting; zoom at the tuned budgets; multi-scale + flip + voting (short side 500, 800, 1100,
+1400, 1700, as the paper). Times are the detector passes plus fusion, per photo, one thread;
+medians. ``--sets`` adds AP "all" on other sets (the held-out ``hash_fold == 4`` part of sets
+without folds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from crface.cache import CandidateCache
+from crface.data import FaceDataset, hash_fold, load_dataset
+from crface.detectors import get_detector
+from crface.dump import dump_dataset
+from crface.eval.baselines import MAX_DET, SCORE_THRESHOLD, postprocess
+from crface.eval.sizes import ap_by_size
+from crface.eval.wider import evaluate
+from crface.paths import shared_path
+from crface.regions import concat, crop_boxes
+from crface.types import Detections
+from crface.zooming import RULES, fuse, gate, select_regions, zoom
+
+RUNNERS = ("retinaface", "yunet_n", "scrfd_500m")
+SHORT_SIDES = (500, 800, 1100, 1400, 1700)
+GRID = {"small": (16.0, 24.0, 32.0), "weight": (0.7, 0.85, 1.0)}
+FIXED = {"seed_score": 0.05, "keep_factor": 2.0, "rule": "cells", "budget": 0.25}
+BUDGETS = (0.1, 0.25)
+TOLERANCE = 0.002  # medium / large AP may fall this much (fraction) below single scale
+
+
+def finish(det: Detections) -> Detections:
+    """The WIDER test post-processing of fused output: threshold 0.02, at most 750."""
+    det = det[det.scores >= SCORE_THRESHOLD]
+    return det[:MAX_DET]
+
+
+def vote(passes: list[Detections]) -> Detections:
+    pooled = concat([p[p.scores >= SCORE_THRESHOLD] for p in passes])
+    return finish(fuse(Detections(pooled.boxes, pooled.scores, landmarks=pooled.landmarks)))
+
+
+def simulate(first: Detections, twice: Detections, size: tuple[int, int], **opts) -> Detections:
+    """Zoom from cached passes: the 2x candidates centred in the selected regions, size-gated."""
+    keep_factor, weight = opts.pop("keep_factor"), opts.pop("weight", 1.0)
+    regions = select_regions(first, size, **opts)
+    centre = (twice.boxes[:, :2] + twice.boxes[:, 2:]) / 2
+    inside = torch.zeros(len(twice), dtype=torch.bool)
+    for x1, y1, x2, y2 in regions.tolist():
+        cx, cy = centre[:, 0], centre[:, 1]
+        inside |= (cx >= x1) & (cx < x2) & (cy >= y1) & (cy < y2)
+    kept = gate(twice[inside], keep_factor * opts["small"], weight)
+    crops = crop_boxes(regions, math.ceil(opts["small"]), size)  # what zoom() feeds the detector
+    area = float(((crops[:, 2:] - crops[:, :2]).prod(dim=1)).sum()) / (size[0] * size[1])
+    return vote([first, kept]), area
+
+
+def scores(preds: dict, dataset: FaceDataset) -> dict:
+    return {
+        "all": evaluate(preds, dataset, settings=("all",)).ap["all"],
+        **ap_by_size(preds, dataset),
+    }
+
+
+def tune_runner(cache: CandidateCache, dataset: FaceDataset, det: str) -> dict:
+    passes = {
+        s.name: (cache.load(det, 1.0, False, s.name), cache.load(det, 2.0, False, s.name))
+        for s in dataset
+    }
+    sizes = {s.name: s.image_size for s in dataset}
+    out = {
+        "single": scores({n: postprocess(a, "hard") for n, (a, _) in passes.items()}, dataset),
+        "full_2x": scores({n: vote([a, b]) for n, (a, b) in passes.items()}, dataset),
+        "runs": [],
+    }
+    keys = list(GRID)
+    combos = [dict(zip(keys, v)) for v in itertools.product(*GRID.values())]
+    combos = [{**FIXED, **c} for c in combos]
+    for opts in combos:
+        out["runs"].append(run_setting(passes, sizes, dataset, opts))
+    return out
+
+
+def run_setting(passes, sizes, dataset, opts) -> dict:
+    preds, areas = {}, []
+    for name, (a, b) in passes.items():
+        preds[name], area = simulate(a, b, sizes[name], **dict(opts))
+        areas.append(area)
+    return {"opts": opts, "ap": scores(preds, dataset), "area": statistics.mean(areas)}
+
+
+def admissible(run: dict, single: dict) -> bool:
+    return all(run["ap"][k] >= single[k] - TOLERANCE for k in ("medium", "large"))
+
+
+def best(runs: list[dict], singles: list[dict]) -> dict | None:
+    """The run with the highest mean AP "all" over runners that is admissible for every runner."""
+    ok = [i for i in range(len(runs[0])) if all(admissible(r[i], s) for r, s in zip(runs, singles))]
+    if not ok:
+        return None
+    i = max(ok, key=lambda i: statistics.mean(r[i]["ap"]["all"] for r in runs))
+    return runs[0][i]["opts"]
+
+
+def tune(args: argparse.Namespace) -> dict:
+    dataset = load_dataset(args.train)
+    cache = CandidateCache(args.cache, Path(args.train).resolve().name)
+    result = {}
+    for det in args.runners:
+        dump_dataset(get_detector(det), det, dataset, cache, (1.0, 2.0), progress=False)
+        result[det] = tune_runner(cache, dataset, det)
+        print(f"{det}: single {result[det]['single']} full 2x {result[det]['full_2x']}", flush=True)
+    singles = [result[d]["single"] for d in args.runners]
+    chosen = best([result[d]["runs"] for d in args.runners], singles)
+    if chosen is None:
+        sys.exit("no setting keeps medium and large faces at single scale")
+    passes = {
+        d: {
+            s.name: (cache.load(d, 1.0, False, s.name), cache.load(d, 2.0, False, s.name))
+            for s in dataset
+        }
+        for d in args.runners
+    }
+    sizes = {s.name: s.image_size for s in dataset}
+    sweeps = {}
+    for rule, budget in itertools.product(RULES, BUDGETS):
+        opts = {**chosen, "rule": rule, "budget": budget}
+        sweeps[f"{rule}@{budget}"] = {
+            d: run_setting(passes[d], sizes, dataset, opts) for d in args.runners
+        }
+        print(
+            rule, budget, {d: sweeps[f"{rule}@{budget}"][d]["ap"] for d in args.runners}, flush=True
+        )
+    return {
+        "dataset": dataset.name,
+        "images": len(dataset),
+        "chosen": chosen,
+        "per_runner": result,
+        "sweeps": sweeps,
+    }
+
+
+def timed(fn, *args, **kwargs):
+    t = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, (time.perf_counter() - t) * 1e3
+
+
+def multiscale(runner, image) -> tuple[list[Detections], float]:
+    """The paper's protocol: short side 500-1700, each pass mirrored too (raw candidates)."""
+    short = min(image.shape[:2])
+    passes, ms = [], 0.0
+    for side, flip in itertools.product(SHORT_SIDES, (False, True)):
+        det, t = timed(runner.detect, image, scale=side / short, flip=flip)
+        passes.append(det)
+        ms += t
+    return passes, ms
+
+
+def test_photo(runner, image, zooms: dict, full: bool) -> tuple[dict, dict]:
+    """Every method on one photo: predictions and ms (detector passes + fusion)."""
+    first, t1 = timed(runner.detect, image)
+    preds, ms = {}, {}
+    preds["single"], t = timed(postprocess, first, "hard")
+    ms["single"] = t1 + t
+    preds["single_vote"], t = timed(vote, [first])
+    ms["single_vote"] = t1 + t
+    for name, opts in zooms.items():
+        det, ms[name] = timed(zoom, runner.detect, image, **opts)
+        preds[name] = finish(det)
+    if full:
+        twice, t2 = timed(runner.detect, image, scale=2.0)
+        preds["full_2x"], t = timed(vote, [first, twice])
+        ms["full_2x"] = t1 + t2 + t
+        passes, tm = multiscale(runner, image)
+        preds["multi"], t = timed(vote, passes)
+        ms["multi"] = tm + t
+    return preds, ms
+
+
+def test_set(runner, dataset: FaceDataset, zooms: dict, full: bool) -> dict:
+    from tqdm.auto import tqdm
+
+    settings = None if full else ("all",)  # the other sets are scored on every face
+    preds, ms = {}, {}
+    for i, sample in enumerate(tqdm(dataset, desc=f"{dataset.name}", unit="img")):
+        p, t = test_photo(runner, dataset.load_image(i), zooms, full)
+        for k in p:
+            preds.setdefault(k, {})[sample.name] = p[k]
+            ms.setdefault(k, []).append(t[k])
+    return {
+        k: {"ap": evaluate(preds[k], dataset, settings).ap, "ms": statistics.median(ms[k])}
+        for k in preds
+    }
+
+
+def held_out(name: str) -> FaceDataset:
+    ds = load_dataset(shared_path("data", name))
+    return ds if ds.folds else ds.subset(lambda s: hash_fold(s.name) == 4)
+
+
+def test(args: argparse.Namespace) -> dict:
+    chosen = json.loads(Path(args.tuned).read_text())["chosen"]
+    zooms = {f"zoom_{b:g}": zoom_options(chosen, b) for b in BUDGETS}
+    dataset = load_dataset(args.test)
+    if args.limit:
+        dataset = dataset.subset(range(min(args.limit, len(dataset))))
+    out = {"dataset": dataset.name, "images": len(dataset), "zoom": zooms, "runners": {}}
+    for det in args.runners:
+        runner = get_detector(det)
+        row = {"test": test_set(runner, dataset, zooms, True)}
+        for name in args.sets:
+            other = held_out(name)
+            row[name] = test_set(
+                runner, other.subset(range(min(args.limit or len(other), len(other)))), zooms, False
+            )
+        out["runners"][det] = row
+        print(det, json.dumps(row["test"]), flush=True)
+        if args.json:  # after each runner, so a stopped run keeps what it measured
+            Path(args.json).write_text(json.dumps(out, indent=1))
+    return out
+
+
+def zoom_options(chosen: dict, budget: float) -> dict:
+    opts = {k: v for k, v in chosen.items() if k not in ("keep_factor", "budget")}
+    return {**opts, "keep_below": chosen["keep_factor"] * chosen["small"], "budget": budget}
+
+
+LABELS = {
+    "single": "single scale, NMS 0.4",
+    "single_vote": "single scale, box voting 0.4",
+    "full_2x": "native + full 2x pass, voting",
+    "multi": "multi-scale + flip, voting (short side 500-1700)",
+}
+
+
+def table(result: dict) -> str:
+    """Markdown: AP E / M / H and median ms per method and runner, plus the bar's two ratios."""
+    rows = [
+        "| runner | method | E / M / H | ms per photo | Hard gain kept | time vs full 2x |",
+        "|---|---|---|---|---|---|",
+    ]
+    for det, row in result["runners"].items():
+        test = row["test"]
+        gain = test["full_2x"]["ap"]["hard"] - test["single"]["ap"]["hard"]
+        for method, m in test.items():
+            ap = " / ".join(f"{100 * m['ap'][s]:.1f}" for s in ("easy", "medium", "hard"))
+            kept = (
+                (m["ap"]["hard"] - test["single"]["ap"]["hard"]) / gain
+                if gain > 0
+                else float("nan")
+            )
+            label = LABELS.get(method) or f"zoom, budget {method.removeprefix('zoom_')}"
+            rows.append(
+                f"| {det} | {label} | {ap} | {m['ms']:.0f} | {100 * kept:.0f}% "
+                f"| {m['ms'] / test['full_2x']['ms']:.2f}x |"
+            )
+    return "\n".join(rows)
+
+
+def other_table(result: dict) -> str:
+    """Markdown: AP "all" on the other sets, single scale vs zoom."""
+    methods = None
+    rows = []
+    for det, row in result["runners"].items():
+        for name, res in row.items():
+            if name == "test":
+                continue
+            methods = methods or list(res)
+            rows.append(
+                f"| {det} | {name} | "
+                + " | ".join(f"{100 * res[m]['ap']['all']:.1f}" for m in methods)
+                + " |"
+            )
+    head = (
+        "| runner | set | " + " | ".join(LABELS.get(m, m.replace("_", " ")) for m in methods) + " |"
+    )
+    return "\n".join([head, "|" + "---|" * (len(methods) + 2), *rows])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = p.add_subparsers(dest="step", required=True)
+    t = sub.add_parser("tune")
+    t.add_argument("--train", default=str(shared_path("data", "wider_train")))
+    e = sub.add_parser("test")
+    e.add_argument("--test", default=str(shared_path("data", "wider_val_fullres")))
+    e.add_argument("--limit", type=int, help="only the first N test photos (a quick check)")
+    e.add_argument("--tuned", default="results/zoom_tune.json", help="tune's JSON")
+    e.add_argument(
+        "--sets", nargs="*", default=["wider_val200", "facemask_kaggle", "roboflow_faces_gray"]
+    )
+    m = sub.add_parser("table", help="print the markdown tables of a test JSON")
+    m.add_argument("json_in")
+    for q in (t, e):
+        q.add_argument("--runners", nargs="+", default=list(RUNNERS))
+        q.add_argument("--cache", default="cache")
+        q.add_argument("--json")
+    args = p.parse_args(argv)
+    if args.step == "table":
+        result = json.loads(Path(args.json_in).read_text())
+        print(table(result) + "\n\n" + other_table(result))
+        return 0
+    out = tune(args) if args.step == "tune" else test(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""Zoom: a second, upscaled detector pass spent only where the first pass saw small faces.
+
+Multi-scale testing finds the small faces a detector misses at the photo's own size, at several
+times its cost, and it can make large faces worse (seen at 2x they outgrow the detector). Zoom
+runs the detector once on the photo, picks the parts of it that hold small or uncertain candidates
+(within an area ``budget``), runs the detector again on just those parts at ``scale``, keeps from
+that pass only the faces too small for the first one, and fuses both passes by box voting (or by
+the ranker when a ``refiner`` is given).
+
+    >>> import crface
+    >>> detector = crface.detectors.get_detector("retinaface")       # doctest: +SKIP
+    >>> faces = crface.zoom(detector.detect, image, budget=0.3)       # doctest: +SKIP
+
+The selection and its defaults were chosen on ``wider_train`` folds (``benchmarks/zoom.py
+--tune``); see ``docs/zoom.md`` for the measured gains and costs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from crface.adapters import get_adapter
+from crface.imageio import as_rgb_array
+from crface.ops import box_voting
+from crface.regions import cells_to_regions, concat, detect_regions
+from crface.types import Detections
+
+if TYPE_CHECKING:
+    from crface.refiner import Refiner
+
+RULES = ("cells", "grid")
+GRID = 4  # the "grid" rule's tiles per side: a fixed 4 x 4 split of the photo, the baseline
+SIZE_KEYS = ("image_size", "input_size")
+
+__all__ = ["RULES", "fuse", "gate", "select_regions", "zoom"]
+
+
+def _budget_px(budget: float, image_size: tuple[int, int]) -> float:
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
+        raise ValueError(
+            f"budget must be a fraction of the photo's area in (0, 1] or a number of pixels > 1; "
+            f"got {budget!r}"
+        )
+    return budget * image_size[0] * image_size[1] if budget <= 1 else float(budget)
+
+
+def select_regions(
+    first: Detections,
+    image_size: tuple[int, int],
+    *,
+    rule: str = "cells",
+    budget: float = 0.25,
+    small: float = 24.0,
+    seed_score: float = 0.05,
+    cell: int = 64,
+) -> Tensor:
+    """Where to zoom: the grid cells holding the most small-candidate score, within ``budget``.
+
+    A *seed* is a first-pass candidate whose longer side is under ``small`` px and whose score is
+    at least ``seed_score``. Each cell's value is the summed score of the seeds centred in it; cells
+    are taken by decreasing value while their total area fits ``budget``, then merged into
+    rectangles (:func:`crface.regions.cells_to_regions`).
+
+    Args:
+        first: ``Detections`` of the first pass, photo pixels.
+        image_size: ``(height, width)`` of the photo.
+        rule: ``"cells"`` (square cells of ``cell`` px) or ``"grid"`` (a fixed 4 x 4 split of the
+            photo into tiles, the baseline).
+        budget: a fraction of the photo's area in (0, 1], or a number of pixels (> 1).
+        small: seed size limit in photo pixels.
+        seed_score: seed score floor.
+        cell: cell side in photo pixels for ``"cells"``.
+
+    Returns:
+        ``Tensor[R, 4]`` int64 xyxy photo pixels (empty when nothing small was seen).
+
+    Raises:
+        ValueError: unknown ``rule`` (lists the valid ones) or a bad ``budget``.
+    """
+    if rule not in RULES:
+        raise ValueError(f"unknown zoom rule {rule!r}; expected one of {RULES}")
+    h, w = image_size
+    limit = _budget_px(budget, image_size)
+    side = math.ceil(max(h, w) / GRID) if rule == "grid" else int(cell)
+    gh, gw = math.ceil(h / side), math.ceil(w / side)
+    boxes, scores = first.boxes.detach().cpu(), first.scores.detach().cpu()
+    size = (boxes[:, 2:] - boxes[:, :2]).amax(dim=1)
+    seeds = (size < small) & (scores >= seed_score)
+    centre = (boxes[seeds, :2] + boxes[seeds, 2:]) / 2
+    col = (centre[:, 0] // side).long().clamp(0, gw - 1)
+    row = (centre[:, 1] // side).long().clamp(0, gh - 1)
+    value = torch.zeros(gh * gw).index_add_(0, row * gw + col, scores[seeds].float())
+    ys, xs = torch.arange(gh) * side, torch.arange(gw) * side
+    area = ((ys + side).clamp(max=h) - ys)[:, None] * ((xs + side).clamp(max=w) - xs)[None, :]
+    order = torch.argsort(value, descending=True, stable=True)
+    order = order[value[order] > 0]
+    taken = order[torch.cumsum(area.flatten()[order].double(), 0) <= limit]
+    picked = torch.zeros(gh * gw, dtype=torch.bool)
+    picked[taken] = True
+    return cells_to_regions(picked.reshape(gh, gw), side, image_size)
+
+
+def _as_array(image: Any) -> np.ndarray:
+    # An HxWx3 uint8 array goes through untouched, so a BGR detector gets BGR crops.
+    if isinstance(image, np.ndarray) and image.shape[2:] == (3,) and image.dtype == np.uint8:
+        return image
+    return as_rgb_array(image)
+
+
+def _runner(detect_fn: Callable[..., Any], adapter: str, **adapter_kwargs: Any) -> Callable:
+    module = get_adapter(adapter)
+    fixed = sorted(k for k in SIZE_KEYS if k in adapter_kwargs)
+    if fixed:
+        raise TypeError(
+            f"zoom runs the detector on crops of varying size, so a fixed {fixed[0]}= cannot "
+            "hold; make detect_fn return boxes in its input's pixels (decode inside it), or use "
+            "a crface.detectors runner"
+        )
+
+    def run(array: np.ndarray) -> Detections:
+        try:
+            return module.to_detections(detect_fn(array), **adapter_kwargs)
+        except Exception as err:
+            h, w = array.shape[:2]
+            raise RuntimeError(
+                f"the detector failed on a {w}x{h} zoom crop ({type(err).__name__}: {err}); a "
+                "detector with a minimum input size needs larger crops: raise `cell` (or use "
+                "rule='grid')"
+            ) from err
+
+    return run
+
+
+def zoom(
+    detect_fn: Callable[..., Any],
+    image: Any,
+    *,
+    adapter: str = "generic",
+    scale: float = 2.0,
+    refiner: Refiner | None = None,
+    budget: float | None = None,
+    rule: str = "cells",
+    small: float = 24.0,
+    seed_score: float = 0.05,
+    cell: int = 64,
+    keep_below: float | None = None,
+    weight: float = 0.85,
+    vote_iou: float = 0.4,
+    rerank_kwargs: dict[str, Any] | None = None,
+    **adapter_kwargs: Any,
+) -> Detections:
+    """Detect, zoom into the parts of the photo where small faces are, detect again, fuse.
+
+    Args:
+        detect_fn: the user's detector: ``detect_fn(array)`` on an ``HxWx3`` uint8 array (the
+            photo, then each crop; an ``HxWx3`` uint8 input is passed on in its own channel
+            order), returning candidates (before NMS) in that array's pixels, in any format
+            ``adapter`` reads.
+        image: the photo: an ``HxWx3`` uint8 array, PIL image, ``CxHxW`` tensor or path.
+        adapter: adapter name for ``detect_fn``'s output (see :data:`crface.adapters.ADAPTERS`).
+        scale: resize factor of the second pass (> 1).
+        refiner: fuse the two passes with :meth:`Refiner.rerank` instead of box voting.
+        budget: zoomed area: a fraction of the photo in (0, 1] or a number of pixels (default
+            0.25); the second pass costs about ``scale**2 * budget`` first passes.
+        rule: region rule, ``"cells"`` or ``"grid"`` (see :func:`select_regions`).
+        small: candidates under this many photo pixels (longer side) mark where to zoom.
+        seed_score: ... and score at least this.
+        cell: cell side in photo pixels for ``rule="cells"``.
+        keep_below: keep from the zoomed pass only candidates whose longer side is under this
+            many photo pixels (default ``2 * small``): large faces come back worse at 2x.
+        weight: factor on the zoomed pass's scores (see :func:`gate`).
+        vote_iou: IoU threshold of the box voting that fuses the passes.
+        rerank_kwargs: options for :meth:`Refiner.rerank` when ``refiner`` is given.
+        **adapter_kwargs: options for the adapter (fixed input sizes are refused: crops vary).
+
+    Returns:
+        :class:`Detections` by decreasing score; ``indices`` are rows of the pooled candidates,
+        the first pass's rows first.
+
+    Raises:
+        ValueError: unknown adapter or rule, ``scale`` <= 1, bad ``budget``.
+        TypeError: a fixed ``image_size=`` / ``input_size=`` adapter option.
+        RuntimeError: the detector failed on a crop (names the crop's size).
+
+    Example:
+        >>> def detect(a):  # a toy detector: the bounding box of the bright pixels
+        ...     ys, xs = np.nonzero(a[..., 0])
+        ...     return [[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1, 0.6]] if len(xs) else []
+        >>> photo = np.zeros((200, 300, 3), np.uint8)
+        >>> photo[50:58, 100:108] = 255  # one 8 px "face"
+        >>> zoom(detect, photo).boxes.round().tolist()
+        [[100.0, 50.0, 108.0, 58.0]]
+    """
+    if not scale > 1:
+        raise ValueError(f"scale must be > 1 (the zoomed pass upscales); got {scale!r}")
+    run = _runner(detect_fn, adapter, **adapter_kwargs)
+    array = _as_array(image)
+    first = run(array)
+    regions = select_regions(
+        first,
+        array.shape[:2],
+        rule=rule,
+        budget=0.25 if budget is None else budget,
+        small=small,
+        seed_score=seed_score,
+        cell=cell,
+    )
+    second = detect_regions(run, array, regions, scale=scale, margin=math.ceil(small))
+    second = gate(second, keep_below or 2 * small, weight)
+    pooled = concat([first, second])
+    pooled = Detections(pooled.boxes, pooled.scores, landmarks=pooled.landmarks)
+    if refiner is not None:
+        return refiner.rerank(image, pooled, **(rerank_kwargs or {}))
+    return fuse(pooled, vote_iou)
+
+
+def gate(second: Detections, keep_below: float, weight: float = 1.0) -> Detections:
+    """What the zoomed pass may add: faces too small for the first pass, scores scaled by ``weight``.
+
+    Large faces come back worse at 2x, so only candidates whose longer side is under
+    ``keep_below`` photo pixels stay. Seen at 2x, small faces and small false positives also
+    score higher than a pass at the photo's own size scores anything that small, and would push
+    below them the larger faces the first pass found: ``weight`` < 1 puts them back in line.
+    """
+    second = second[(second.boxes[:, 2:] - second.boxes[:, :2]).amax(dim=1) < keep_below]
+    return Detections(second.boxes, second.scores * weight, second.indices, second.landmarks)
+
+
+def fuse(pooled: Detections, iou: float = 0.4) -> Detections:
+    """Box voting over pooled candidates (``Tensor[K]`` ``indices`` are their rows)."""
+    if len(pooled) == 0:
+        return pooled
+    keep, boxes, scores = box_voting(pooled.boxes, pooled.scores, iou)
+    lms = None if pooled.landmarks is None else pooled.landmarks[keep]
+    return Detections(boxes, scores, pooled.indices[keep], lms)

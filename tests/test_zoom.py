@@ -1,0 +1,201 @@
+"""Zoom and the region mechanism under it: selection, crop / map back / ownership, fusion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import crface
+from crface.regions import cells_to_regions, detect_regions, map_back
+from crface.types import Detections
+from crface.zooming import fuse, gate, select_regions, zoom
+
+
+def blob_detector(min_side: float = 12.0):
+    """A toy detector: each distinct red value is one face, found by the box of its pixels.
+
+    Faces at least ``min_side`` px across in its input score 0.9; smaller ones 0.06, the way a
+    real detector half-sees faces below its smallest anchor.
+    """
+    calls = []
+
+    def detect(array: np.ndarray) -> Detections:
+        calls.append(array.shape[:2])
+        red = array[..., 0].astype(np.int64)
+        label = np.rint(red / 40).astype(np.int64)
+        label[np.abs(red - 40 * label) > 8] = 0  # blended edge pixels of a resized crop
+        rows = []
+        for value in np.unique(label[label > 0]):
+            ys, xs = np.nonzero(label == value)
+            box = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+            side = max(box[2] - box[0], box[3] - box[1])
+            rows.append([*box, 0.9 if side >= min_side else 0.06])
+        return Detections(
+            torch.tensor(rows, dtype=torch.float32).reshape(-1, 5)[:, :4],
+            torch.tensor(rows, dtype=torch.float32).reshape(-1, 5)[:, 4],
+        )
+
+    detect.calls = calls
+    return detect
+
+
+def photo(faces, size=(240, 320)):
+    """A black photo with square faces ``(x, y, side)``, each a distinct red value."""
+    image = np.zeros((*size, 3), np.uint8)
+    for i, (x, y, side) in enumerate(faces, start=1):
+        image[y : y + side, x : x + side, 0] = 40 * i
+    return image
+
+
+@pytest.mark.parametrize(
+    ("picked", "expected"),
+    [
+        ([[0, 0], [0, 0]], []),
+        ([[1, 1], [1, 1]], [[0, 0, 20, 20]]),
+        ([[1, 0], [0, 1]], [[0, 0, 10, 10], [10, 10, 20, 20]]),
+        ([[1, 1, 0], [1, 0, 0]], [[0, 0, 20, 10], [0, 10, 10, 20]]),
+        ([[0, 1], [0, 1], [0, 1]], [[10, 0, 20, 30]]),
+    ],
+)
+def test_cells_to_regions_covers_exactly_the_picked_cells(picked, expected):
+    picked = torch.tensor(picked, dtype=torch.bool)
+    regions = cells_to_regions(picked, 10, (10 * picked.shape[0], 10 * picked.shape[1]))
+    assert regions.tolist() == expected
+    covered = torch.zeros(picked.shape, dtype=torch.int64)
+    for x1, y1, x2, y2 in (regions // 10).tolist():
+        covered[y1:y2, x1:x2] += 1
+    assert torch.equal(covered, picked.long())  # every picked cell once, nothing else
+
+
+def test_cells_to_regions_clips_the_last_cells_to_the_photo():
+    regions = cells_to_regions(torch.ones(2, 2, dtype=torch.bool), 10, (15, 12))
+    assert regions.tolist() == [[0, 0, 12, 15]]
+
+
+def test_map_back_reverses_crop_and_scale():
+    det = Detections(
+        torch.tensor([[20.0, 10, 40, 30]]),
+        torch.tensor([0.5]),
+        landmarks=torch.tensor([[[30.0, 20]]]),
+    )
+    back = map_back(det, (100, 50), 2.0)
+    assert back.boxes.tolist() == [[110.0, 55.0, 120.0, 65.0]]
+    assert back.landmarks.tolist() == [[[115.0, 60.0]]]
+
+
+def test_a_face_on_a_seam_is_kept_once_and_whole():
+    image = photo([(28, 10, 8)])  # straddles x = 32, the seam between two regions
+    regions = torch.tensor([[0, 0, 32, 64], [32, 0, 64, 64]])
+    det = detect_regions(blob_detector(), image, regions, scale=2.0, margin=8)
+    assert len(det) == 1
+    assert det.boxes[0].tolist() == pytest.approx([28, 10, 36, 18], abs=1.0)
+
+
+@pytest.mark.parametrize("rule", ["cells", "grid"])
+@pytest.mark.parametrize("budget", [0.05, 0.2, 1.0, 5000])
+def test_select_regions_stays_within_budget(rule, budget):
+    torch.manual_seed(0)
+    xy = torch.rand(200, 2) * torch.tensor([300.0, 220])
+    first = Detections(torch.cat([xy, xy + 10], 1), torch.rand(200))
+    regions = select_regions(first, (240, 320), rule=rule, budget=budget, small=24)
+    area = int((regions[:, 2:] - regions[:, :2]).prod(dim=1).sum())
+    limit = budget * 240 * 320 if budget <= 1 else budget
+    assert area <= limit
+    assert area > 0 or limit < 80 * 80  # only a budget under one cell / tile zooms nowhere
+
+
+def test_select_regions_ignores_large_and_weak_candidates():
+    first = Detections(
+        torch.tensor([[0.0, 0, 100, 100], [200, 200, 210, 210]]), torch.tensor([0.99, 0.01])
+    )
+    assert len(select_regions(first, (240, 320), seed_score=0.05)) == 0
+    assert len(select_regions(Detections.empty(), (240, 320))) == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"rule": "tiles"}, r"unknown zoom rule 'tiles'; expected one of \('cells', 'grid'\)"),
+        ({"budget": 0}, "budget must be a fraction"),
+        ({"budget": -1}, "budget must be a fraction"),
+        ({"budget": True}, "budget must be a fraction"),
+    ],
+)
+def test_select_regions_rejects_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        select_regions(Detections.empty(), (10, 10), **kwargs)
+
+
+def test_gate_keeps_small_faces_and_scales_their_scores():
+    second = Detections(torch.tensor([[0.0, 0, 10, 10], [0, 0, 60, 60]]), torch.tensor([0.8, 0.9]))
+    kept = gate(second, keep_below=48, weight=0.5)
+    assert kept.boxes.tolist() == [[0.0, 0.0, 10.0, 10.0]]
+    assert kept.scores.tolist() == [pytest.approx(0.4)]
+
+
+def test_zoom_finds_the_small_face_the_first_pass_half_saw():
+    image = photo([(40, 40, 60), (200, 150, 8)])  # one large face, one 8 px face
+    detect = blob_detector(min_side=12)
+    single = detect(image)
+    faces = zoom(detect, image, scale=2.0, weight=1.0)
+    assert len(detect.calls) > 2  # the photo, then at least one zoomed crop
+    small = faces.scores[(faces.boxes[:, 2] - faces.boxes[:, 0]) < 12]
+    assert single.scores.min() == pytest.approx(0.06)
+    assert small.tolist() == [pytest.approx(0.9)]  # seen at 2x, it is resolved
+    assert len(faces) == 2  # the large face is not returned twice
+    assert faces.boxes[0].tolist() == pytest.approx([40, 40, 100, 100], abs=1.0)
+
+
+def test_zoom_on_an_empty_photo_is_empty():
+    faces = zoom(blob_detector(), np.zeros((64, 64, 3), np.uint8))
+    assert len(faces) == 0
+
+
+def test_zoom_passes_bgr_arrays_through_untouched():
+    image = photo([(10, 10, 8)])
+    seen = []
+    zoom(lambda a: seen.append(a) or Detections.empty(), image)
+    assert seen[0] is image
+
+
+@pytest.mark.parametrize("key", ["image_size", "input_size"])
+def test_zoom_refuses_a_fixed_input_size(key):
+    with pytest.raises(TypeError, match=f"fixed {key}= cannot hold"):
+        zoom(blob_detector(), photo([]), **{key: (64, 64)})
+
+
+def test_zoom_names_the_crop_size_a_detector_failed_on():
+    def picky(array):
+        if min(array.shape[:2]) < 300:
+            raise ValueError("input too small")
+        return blob_detector(min_side=12)(array)
+
+    with pytest.raises(RuntimeError, match=r"failed on a \d+x\d+ zoom crop .*input too small"):
+        zoom(picky, photo([(200, 150, 8)]))
+
+
+def test_zoom_rejects_a_scale_that_does_not_upscale():
+    with pytest.raises(ValueError, match="scale must be > 1"):
+        zoom(blob_detector(), photo([]), scale=1.0)
+
+
+def test_fuse_votes_and_keeps_rows():
+    pooled = Detections(
+        torch.tensor([[0.0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]]),
+        torch.tensor([0.5, 0.5, 0.7]),
+    )
+    out = fuse(pooled)
+    assert out.indices.tolist() == [2, 0]
+    assert out.boxes[1].tolist() == [0.5, 0.0, 10.5, 10.0]
+
+
+def test_public_name_is_the_function():
+    assert crface.zoom is zoom
+
+
+def test_hook_with_zoom_reranks_both_passes():
+    refiner = crface.Refiner.load("crface-small", device="cpu")
+    detect = crface.hook(blob_detector(), refiner=refiner, zoom=2.0)
+    faces = detect(photo([(40, 40, 60), (200, 150, 8)]))
+    assert len(faces) == 2
