@@ -7,7 +7,7 @@ TORCH  ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.crface-installed
 DOCS_STAMP := $(VENV)/.crface-docs-installed
 
-.PHONY: demo test lint format install bench docs clean
+.PHONY: demo test lint format install bench docs facts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ $(DOCS_STAMP): pyproject.toml | $(STAMP)
 # The site from docs/ into site/; --strict turns every warning (broken link, bad docstring) into an error.
 docs: $(DOCS_STAMP)
 	$(BIN)/mkdocs build --strict --site-dir site
+
+# Regenerate the <!-- facts:... --> blocks of README.md and docs/ from the shipped weights and results/.
+facts: $(STAMP)
+	$(BIN)/python tools/doc_facts.py
 
 clean:
 	rm -rf $(VENV) out site build dist *.egg-info .pytest_cache .ruff_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,9 @@ from torch import Tensor
 
 from crface.imageio import as_rgb_array
 from crface.ops import convert_boxes
+
+# Boxes smaller than this many drawn pixels get no landmarks or default score label.
+DETAIL_PX = 24.0
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,8 @@ class Detections:
         score_threshold: float = 0.0,
         width: int | None = None,
         show_scores: bool = True,
+        labels: Sequence[str | None] | None = None,
+        min_detail_size: float = DETAIL_PX,
     ) -> Image.Image:
         """Draw the boxes on ``image``, coloured by score (red = low, green = high).
 
@@ -144,6 +150,11 @@ class Detections:
             score_threshold: draw only boxes with a score at or above this.
             width: line width in pixels (default scales with the image size).
             show_scores: write each score above its box.
+            labels: per row, the text to write above its box instead of its score: ``None``
+                keeps the default (the score), ``""`` writes nothing.
+            min_detail_size: boxes narrower or lower than this many pixels get neither their
+                landmarks nor their default score label, which would cover a small face; the
+                texts of ``labels`` are always written.
 
         Returns:
             A new RGB ``PIL.Image.Image``; the input is not modified.
@@ -159,10 +170,16 @@ class Detections:
                 continue
             colour = score_colour(s)
             x1, y1, x2, y2 = boxes[i].tolist()
+            detailed = min(x2 - x1, y2 - y1) >= min_detail_size
             pen.rectangle((x1, y1, x2, y2), outline=colour, width=lw)
-            if show_scores:
-                pen.text((x1, max(0.0, y1 - 11)), f"{s:.2f}", fill=colour)
-            if self.landmarks is not None:
+            label = labels[i] if labels is not None else None
+            if label is None and detailed:
+                label = f"{s:.2f}"
+            if show_scores and label:
+                at = (x1, max(0.0, y1 - 12))
+                pen.rectangle(pen.textbbox(at, label), fill=(0, 0, 0))  # legible on any photo
+                pen.text(at, label, fill=colour)
+            if self.landmarks is not None and detailed:
                 for x, y in self.landmarks[i].detach().cpu().tolist():
                     pen.ellipse((x - lw, y - lw, x + lw, y + lw), fill=colour)
         return canvas

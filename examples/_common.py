@@ -151,7 +151,7 @@ def compare(
         source: what produced the candidates, for the printout.
     """
     from crface.eval.baselines import postprocess
-    from crface.viz import comparison_table, side_by_side
+    from crface.viz import before_after, comparison_table
 
     refiner = load_refiner(args)
     print(f"detector: {source}: {len(candidates)} candidates before NMS\n")
@@ -160,11 +160,11 @@ def compare(
     after = refiner.rerank(image, candidates, invalid="drop")
     t = args.draw_threshold
     print(comparison_table(candidates, before, after, top=args.top, threshold=t))
-    panels = [("detector + NMS", before), ("crface rerank", after)]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    side_by_side(image, panels, score_threshold=t).save(out)
-    print(f"\nwrote {out}")
+    picture, diff = before_after(image, before, after, score_threshold=t)
+    picture.save(out)
+    print(f"\nwrote {out}\n{diff.summary()}")
 
 
 def rerank_dataset(

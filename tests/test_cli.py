@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -39,6 +40,21 @@ def test_demo_writes_png_and_table(tmp_path, capsys) -> None:
     text = capsys.readouterr().out
     assert "detections >= 0.5" in text and "rank before" in text
     assert Image.open(out).size[0] > 1000
+
+
+def test_demo_says_whether_the_two_sides_differ(tmp_path, capsys) -> None:
+    out = str(tmp_path / "demo.png")
+    assert main(["demo", "--out", out, "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    # the bundled photo at 0.5: the same six faces; the demo names a threshold where they differ
+    assert "the two sides are identical at threshold 0.5 (6 faces each)" in text
+    hint = re.search(r"lower, they differ: at threshold ([\d.]+): .*\(--draw-threshold \1\)", text)
+    assert hint, text
+    lower = ["--draw-threshold", hint.group(1)]
+    assert main(["demo", "--out", out, "--device", "cpu", *lower]) == 0
+    text = capsys.readouterr().out
+    assert f"at threshold {hint.group(1)}: " in text and " dropped" in text
+    assert "identical" not in text and "lower, they differ" not in text
 
 
 def test_demo_strength_options(tmp_path, capsys) -> None:

@@ -201,3 +201,85 @@ def test_parse_blocks_reads_markers(tmp_path: Path) -> None:
         ("python", (), 13),
     ]
     assert blocks[2].code == "```\n"
+
+
+# Facts generated from the shipped files (tools/doc_facts.py) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def doc_facts() -> Any:
+    """``tools/doc_facts.py`` as a module."""
+    spec = importlib.util.spec_from_file_location("doc_facts", ROOT / "tools" / "doc_facts.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_facts_blocks_are_current(page: Path, doc_facts: Any) -> None:
+    """Every ``<!-- facts:NAME -->`` block holds what the shipped weights and results/ say."""
+    text = page.read_text(encoding="utf-8")
+    assert doc_facts.render(text) == text, (
+        f"{page.relative_to(ROOT)} disagrees with the shipped files: run "
+        "`.venv/bin/python tools/doc_facts.py` and commit the result"
+    )
+
+
+SIZE_CLAIM = re.compile(r"\b([NS]) = (\d+)\b")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_model_size_claims_match_the_shipped_weights(page: Path, doc_facts: Any) -> None:
+    """Prose like ``N = 1000`` / ``S = 416`` (with spaces) names the shipped model's capacity and
+    working size; write other settings without spaces (``S=640``) or generate them."""
+    config = doc_facts.config("crface-small")
+    shipped = {"N": str(config.num_boxes), "S": str(config.image_size)}
+    text = doc_facts.MARK.sub("", FENCED.sub("", page.read_text(encoding="utf-8")))
+    wrong = [m.group(0) for m in SIZE_CLAIM.finditer(text) if m.group(2) != shipped[m.group(1)]]
+    assert not wrong, f"{page.relative_to(ROOT)}: {wrong}, but crface-small has {shipped}"
+
+
+FRONT_PAGES = [ROOT / "README.md", ROOT / "docs" / "index.md"]
+
+
+@pytest.mark.parametrize("page", FRONT_PAGES, ids=[p.name for p in FRONT_PAGES])
+def test_front_page_states_what_it_measurably_does(page: Path) -> None:
+    """The first screen shows the measured table, not a promise; the zoom section follows it."""
+    text = page.read_text(encoding="utf-8")
+    assert "make any face detector better" not in text.lower()
+    start = text.index("<!-- facts:table.measured -->")
+    assert text[:start].count("\n") < 30, "the measured table must be on the first screen"
+    end = text.index("<!-- /facts -->", start)
+    heading = re.search(r"^#+ (.+)$", text[end:], re.MULTILINE)
+    assert heading and heading.group(1) == "Zoom", "the Zoom section comes right after the table"
+
+
+THREAD_PAGES = {
+    "README.md": "## Speed",
+    "docs/faq.md": "## GPU, ONNX and speed",
+    "docs/results.md": "## Speed",
+}
+
+
+@pytest.mark.parametrize("page", THREAD_PAGES)
+def test_speed_sections_say_one_thread(page: str) -> None:
+    """Published speeds are one-thread numbers, and the default-thread slowdown is stated."""
+    text = (ROOT / page).read_text(encoding="utf-8")
+    start = text.index(THREAD_PAGES[page] + "\n")
+    section = text[start : text.find("\n## ", start + 1)]
+    assert "OMP_NUM_THREADS=1" in section
+    assert "2.4 s" in section and "38 ms" in section and "2-core" in section
+
+
+def test_render_fills_inline_and_block_facts(
+    doc_facts: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(doc_facts.FACTS, "x", lambda: "42")
+    monkeypatch.setitem(doc_facts.FACTS, "t", lambda: "| a |\n|---|")
+    text = "N = <!-- facts:x -->7<!-- /facts -->.\n<!-- facts:t -->\n<!-- /facts -->\n"
+    assert doc_facts.render(text) == (
+        "N = <!-- facts:x -->42<!-- /facts -->.\n<!-- facts:t -->\n\n| a |\n|---|\n\n<!-- /facts -->\n"
+    )
+    with pytest.raises(KeyError, match="unknown fact 'nope'"):
+        doc_facts.render("<!-- facts:nope --><!-- /facts -->")

@@ -6,7 +6,7 @@
 Figures (each titled with the ranker's weights, so a re-run after training says what it shows):
 
 * ``before_after.png``: the bundled demo image, detector + NMS next to crface, boxes coloured by
-  score (:func:`crface.viz.side_by_side`). Needs nothing outside the repository.
+  score (:func:`crface.viz.before_after`). Needs nothing outside the repository.
 * ``pr_curves.png``: WIDER precision-recall curves of single scale, multi-scale + flip + box voting,
   the reranked single scale and the oracle, for one detector on ``--data`` (default
   ``shared/data/wider_val200``) from its candidate cache (``crface dump``).
@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from crface import viz
 from crface._optional import require
 from crface.cache import CandidateCache
 from crface.data import FaceDataset, load_dataset
@@ -42,7 +43,6 @@ from crface.ops import oracle_confidence
 from crface.paths import shared_path
 from crface.refiner import Refiner
 from crface.types import Detections
-from crface.viz import side_by_side
 from crface.weights import ASSETS
 
 FIGURES = ("before_after", "pr_curves", "confidence", "headroom")
@@ -94,11 +94,8 @@ def before_after(refiner: Refiner, label: str, out: Path, threshold: float) -> N
     with np.load(ASSETS / "demo_detections.npz", allow_pickle=False) as z:
         cands = Detections(z["boxes"], z["scores"], landmarks=z["landmarks"].astype(np.float32))
         source = str(z["detector"]).split(" (")[0]
-    panels = [
-        ("detector + NMS", postprocess(cands, "hard")),
-        ("crface rerank", refiner.rerank(image, cands)),
-    ]
-    picture = side_by_side(image, panels, score_threshold=threshold, max_width=1000)
+    before, after = postprocess(cands, "hard"), refiner.rerank(image, cands)
+    picture, _ = viz.before_after(image, before, after, score_threshold=threshold, max_width=1000)
     title = f"{source}: {len(cands)} candidates before NMS; right: reranked by {label}"
     save_png(with_title(picture, title), out / "before_after.png")
 

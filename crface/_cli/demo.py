@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from crface.imageio import load_image
     from crface.ops import nms
     from crface.types import Detections
-    from crface.viz import comparison_table, side_by_side
+    from crface.viz import before_after, comparison_table, first_difference
     from crface.weights import ASSETS
 
     image = load_image(ASSETS / "demo.jpg")
@@ -54,9 +54,15 @@ def run(args: argparse.Namespace) -> int:
     print()
     t = args.draw_threshold
     print(comparison_table(cands, before, faces, top=args.top, threshold=t))
-    fig = side_by_side(
-        image, [("detector + NMS", before), ("crface rerank", faces)], score_threshold=t
-    )
+    fig, diff = before_after(image, before, faces, score_threshold=t)
+    print(f"\n{diff.summary()}")
+    if not (diff.new or diff.dropped):
+        lower = first_difference(before, faces, t)
+        print(
+            f"lower, they differ: {lower.summary()} (--draw-threshold {lower.threshold:.3g})"
+            if lower
+            else "they show the same faces at every lower threshold too"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.save(out)

@@ -1,0 +1,273 @@
+"""Facts in the docs, generated from the shipped files so that they cannot drift.
+
+    .venv/bin/python tools/doc_facts.py          # rewrite every marked block in README.md, docs/
+    .venv/bin/python tools/doc_facts.py --check  # list stale blocks, exit 1 (tests/test_docs.py)
+
+A marked block is ``<!-- facts:NAME -->...<!-- /facts -->``, inline (one number in a sentence) or
+around lines (a table); NAME is a key of :data:`FACTS`. The text between the markers is replaced by
+what ``FACTS[NAME]()`` computes from the shipped weights' config (``crface/assets/*.pt``) and the
+measured results (``results/*.json``). Write the numbers outside backticks: a marker inside a code
+span would show literally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import json
+import re
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+MARK = re.compile(r"<!-- facts:([\w.-]+) -->(.*?)<!-- /facts -->", re.DOTALL)
+SETTINGS = ("easy", "medium", "hard")
+# The results JSON (benchmarks/results.py --cv ...) of each shipped model's setting.
+CV_RESULTS = {
+    "crface-small": "results_cv_small_logit.json",
+    "crface-boxes": "results_cv_small_rows.json",
+}
+COST = "results_cost_models.json"  # both shipped models timed side by side
+
+
+@functools.cache
+def results(name: str) -> dict[str, Any]:
+    """``results/<name>`` parsed."""
+    return json.loads((RESULTS / name).read_text(encoding="utf-8"))
+
+
+@functools.cache
+def _results_script() -> ModuleType:
+    """``benchmarks/results.py``, whose markdown the results page carries verbatim."""
+    spec = importlib.util.spec_from_file_location("_results", ROOT / "benchmarks" / "results.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@functools.cache
+def _weights(name: str) -> tuple[Any, dict[str, Any]]:
+    """``(config, metadata)`` stored in the registered weights ``name``."""
+    from crface.weights import load_weights, resolve
+
+    cfg, _, meta = load_weights(resolve(name))
+    return cfg, meta
+
+
+def config(weights: str) -> Any:
+    """The :class:`crface.RankerConfig` stored in the registered ``weights``."""
+    return _weights(weights)[0]
+
+
+def signed(x: float) -> str:
+    """``x`` AP points with a sign and one decimal; ``0.0`` without one."""
+    s = f"{x:+.1f}"
+    return "0.0" if s in ("+0.0", "-0.0") else s
+
+
+def span(values: list[float]) -> str:
+    """``"+0.3 to +0.9"``: the range of ``values``, AP fractions shown in points."""
+    lo, hi = signed(100 * min(values)), signed(100 * max(values))
+    return lo if lo == hi else f"{lo} to {hi}"
+
+
+def cv_gains(weights: str, *, trained: bool) -> dict[str, list[float]]:
+    """Per setting, the cross-validated AP gain at strength 1 of each detector ``weights`` was
+    (``trained=True``) or was not trained with."""
+    rows = [r for r in results(CV_RESULTS[weights])["cv"].values() if r["trained_on"] == trained]
+    return {k: [r["ap"]["1.0"][k] - r["ap"]["0.0"][k] for r in rows] for k in SETTINGS}
+
+
+def multi_gains() -> dict[str, list[float]]:
+    """Per setting, multi-scale + flip + voting against single scale for the trained detectors."""
+    res = results(CV_RESULTS["crface-small"])
+    rows = [(det, r) for det, r in res["cv"].items() if r["trained_on"]]
+    return {k: [res["multi_ap"][d][k] - r["ap"]["0.0"][k] for d, r in rows] for k in SETTINGS}
+
+
+def cross_dataset() -> list[float]:
+    """AP "all" gains of ``crface-small``'s setting on the unseen part of the other sets."""
+    sets = results(CV_RESULTS["crface-small"])["cross_dataset"].values()
+    return [r["rerank"] - r["single"] for dets in sets for r in dets.values()]
+
+
+def cost_ms(key: str) -> float:
+    """A median from :data:`COST`: ``single``, ``multi`` or ``<weights> <backend>`` (the rerank
+    alone: single + rerank minus single)."""
+    ms = results(COST)["timing"]["median_ms"]
+    return ms[key] if key in ms else ms[f"single_rerank_{key}"] - ms["single"]
+
+
+def measured_table() -> str:
+    """The front page's table: what the shipped rankers measurably do, and what multi-scale does."""
+    small = len(cv_gains("crface-small", trained=True)["easy"])
+    unseen = len(cv_gains("crface-small", trained=False)["easy"])
+    rows = [
+        (
+            f"`crface-small`, the {small} detectors it was trained with",
+            cv_gains("crface-small", trained=True),
+        ),
+        (
+            f"`crface-small`, {unseen} detectors it never saw",
+            cv_gains("crface-small", trained=False),
+        ),
+        (
+            f"`crface-boxes` (box-only), the {small} trained detectors",
+            cv_gains("crface-boxes", trained=True),
+        ),
+        (
+            f"for comparison: multi-scale + flip + voting, the {small} trained detectors",
+            multi_gains(),
+        ),
+    ]
+    gains = cross_dataset()
+    t = results(COST)["timing"]
+    return "\n".join(
+        [
+            "| AP change in points (5-fold cross-validated, wider_val200, strength 1) | Easy | Medium | Hard |",
+            "|---|---|---|---|",
+            *(f"| {what} | " + " | ".join(span(g[k]) for k in SETTINGS) + " |" for what, g in rows),
+            "",
+            f"On photos of {len(results(CV_RESULTS['crface-small'])['cross_dataset'])} other sets "
+            f'that it never trained on, AP "all" changes by {signed(100 * statistics.mean(gains))} '
+            f"on average (median {signed(100 * statistics.median(gains))}, {span(gains)}; "
+            f"{len(gains)} set x detector pairs). Reranking adds "
+            f"{cost_ms('crface-small torch'):.0f} ms (`crface-small`) or "
+            f"{cost_ms('crface-boxes torch'):.0f} ms (`crface-boxes`) to a "
+            f"{cost_ms('single'):.0f} ms RetinaFace run; multi-scale + flip takes "
+            f"{cost_ms('multi'):.0f} ms ({t['threads']} thread, medians of {t['images']} images).",
+        ]
+    )
+
+
+def cost_table() -> str:
+    """The README's speed table: both shipped models next to the detector and multi-scale."""
+    t = results(COST)["timing"]
+    ms = t["median_ms"]
+    rows = [
+        ("RetinaFace-MobileNet-0.25 alone (single scale + NMS)", ms["single"]),
+        *(
+            (f"+ `{w}` rerank, {b}", ms[f"single_rerank_{w} {b}"])
+            for w in CV_RESULTS
+            for b in ("torch", "onnxruntime")
+        ),
+        ("multi-scale + flip + voting (8 passes)", ms["multi"]),
+    ]
+    return "\n".join(
+        [
+            f"| {t['images']} wider_val200 images, {t['device']}, {t['threads']} thread | median ms per image |",
+            "|---|---|",
+            *(f"| {what} | {v:.0f} |" for what, v in rows),
+        ]
+    )
+
+
+def sweep_table() -> str:
+    """``results/bench_rerank.json`` (``benchmarks/bench_rerank.py``): the architecture at other
+    working sizes and capacities."""
+    rows = []
+    for r in sorted(results("bench_rerank.json"), key=lambda r: r["variant"].startswith("rerank")):
+        m = re.fullmatch(r"rerank (\w+)-(\w+) S=(\d+) N=(\d+)", r["variant"])
+        what, size, n = (f"ranker, {m[1]} {m[2]}", m[3], m[4]) if m else (r["variant"], "-", "-")
+        rows.append(
+            f"| {what} | {size} | {n} | {r['median_ms']:.0f} | {r['ratio_to_detector']:.1f}x |"
+        )
+    return "\n".join(
+        [
+            "| variant | working size S | candidates N | median ms | vs the detector |",
+            "|---|---|---|---|---|",
+            *rows,
+        ]
+    )
+
+
+def detail_px() -> str:
+    """The box size under which pictures draw no landmarks or score label."""
+    from crface.types import DETAIL_PX
+
+    return f"{DETAIL_PX:g}"
+
+
+def results_section(name: str) -> Callable[[], str]:
+    """The tables ``benchmarks/results.py`` prints for ``results/<name>``."""
+    return lambda: _results_script().markdown(results(name)).rstrip()
+
+
+def _model_facts() -> dict[str, Callable[[], str]]:
+    facts: dict[str, Callable[[], str]] = {}
+    for w in CV_RESULTS:
+        facts[f"{w}.N"] = lambda w=w: str(config(w).num_boxes)
+        facts[f"{w}.S"] = lambda w=w: str(config(w).image_size)
+        facts[f"{w}.default_strength"] = lambda w=w: f"{_weights(w)[1]['strength']['default']:g}"
+        for b in ("torch", "onnxruntime"):
+            facts[f"{w}.{b}_ms"] = lambda w=w, b=b: f"{cost_ms(f'{w} {b}'):.0f}"
+            facts[f"{w}.{b}_speedup"] = lambda w=w, b=b: (
+                f"{results(COST)['timing']['multi_over_rerank'][f'{w} {b}']:.1f}x"
+            )
+    return facts
+
+
+FACTS: dict[str, Callable[[], str]] = {
+    **_model_facts(),
+    "detector_ms": lambda: f"{cost_ms('single'):.0f}",
+    "multi_ms": lambda: f"{cost_ms('multi'):.0f}",
+    "cost_threads": lambda: str(results(COST)["timing"]["threads"]),
+    "detail_px": detail_px,
+    "table.measured": measured_table,
+    "table.cost": cost_table,
+    "table.sweep": sweep_table,
+    "results.cost": results_section("results_cost.json"),
+    "results.cost_models": results_section(COST),
+}
+
+
+def render(text: str) -> str:
+    """``text`` with every marked block recomputed.
+
+    A block that spans lines keeps a blank line inside each marker, so that Markdown still sees
+    the table it holds as a block of its own.
+
+    Raises:
+        KeyError: a block names a fact that :data:`FACTS` does not know.
+    """
+
+    def fill(m: re.Match[str]) -> str:
+        name, old = m.group(1), m.group(2)
+        if name not in FACTS:
+            raise KeyError(f"unknown fact {name!r}; known: {sorted(FACTS)}")
+        new = FACTS[name]()
+        body = f"\n\n{new}\n\n" if "\n" in old or "\n" in new else new
+        return f"<!-- facts:{name} -->{body}<!-- /facts -->"
+
+    return MARK.sub(fill, text)
+
+
+def stale(pages: list[Path] = PAGES) -> list[Path]:
+    """The pages whose marked blocks differ from what :func:`render` computes."""
+    return [p for p in pages if render(t := p.read_text(encoding="utf-8")) != t]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="rewrite nothing; exit 1 when stale")
+    args = ap.parse_args()
+    pages = stale()
+    for page in pages:
+        if args.check:
+            print(f"stale facts in {page.relative_to(ROOT)}", file=sys.stderr)
+        else:
+            page.write_text(render(page.read_text(encoding="utf-8")), encoding="utf-8")
+            print(f"updated {page.relative_to(ROOT)}")
+    return 1 if args.check and pages else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
