@@ -50,7 +50,8 @@ RUNNERS = ("retinaface", "yunet_n", "scrfd_500m")
 SHORT_SIDES = (500, 800, 1100, 1400, 1700)
 GRID = {"small": (16.0, 24.0, 32.0), "weight": (0.7, 0.85, 1.0)}
 FIXED = {"seed_score": 0.05, "keep_factor": 2.0, "rule": "cells", "budget": 0.25}
-BUDGETS = (0.1, 0.25)
+BUDGETS = (0.25, 0.5)  # the two budgets measured on the test photos
+SWEEP = {"cell": (64, 128), "budget": (0.1, 0.25, 0.5, 1.0)}
 TOLERANCE = 0.002  # medium / large AP may fall this much (fraction) below single scale
 
 
@@ -148,14 +149,13 @@ def tune(args: argparse.Namespace) -> dict:
     }
     sizes = {s.name: s.image_size for s in dataset}
     sweeps = {}
-    for rule, budget in itertools.product(RULES, BUDGETS):
-        opts = {**chosen, "rule": rule, "budget": budget}
-        sweeps[f"{rule}@{budget}"] = {
-            d: run_setting(passes[d], sizes, dataset, opts) for d in args.runners
-        }
-        print(
-            rule, budget, {d: sweeps[f"{rule}@{budget}"][d]["ap"] for d in args.runners}, flush=True
-        )
+    for rule, cell, budget in itertools.product(RULES, *SWEEP.values()):
+        if rule == "grid" and cell != SWEEP["cell"][0]:
+            continue  # the grid's tiles do not depend on the cell size
+        key = f"{rule}@{budget}" + (f"/{cell}" if rule == "cells" else "")
+        opts = {**chosen, "rule": rule, "cell": cell, "budget": budget}
+        sweeps[key] = {d: run_setting(passes[d], sizes, dataset, opts) for d in args.runners}
+        print(key, {d: sweeps[key][d]["ap"] for d in args.runners}, flush=True)
     return {
         "dataset": dataset.name,
         "images": len(dataset),
@@ -259,8 +259,10 @@ LABELS = {
 }
 
 
-def table(result: dict) -> str:
-    """Markdown: AP E / M / H and median ms per method and runner, plus the bar's two ratios."""
+def table(result: dict, methods: tuple[str, ...] | None = None) -> str:
+    """Markdown: AP E / M / H and median ms per method and runner, plus the bar's two ratios.
+
+    ``methods`` keeps only those rows (default: every method measured)."""
     rows = [
         "| runner | method | E / M / H | ms per photo | Hard gain kept | time vs full 2x |",
         "|---|---|---|---|---|---|",
@@ -269,6 +271,8 @@ def table(result: dict) -> str:
         test = row["test"]
         gain = test["full_2x"]["ap"]["hard"] - test["single"]["ap"]["hard"]
         for method, m in test.items():
+            if methods is not None and method not in methods:
+                continue
             ap = " / ".join(f"{100 * m['ap'][s]:.1f}" for s in ("easy", "medium", "hard"))
             kept = (
                 (m["ap"]["hard"] - test["single"]["ap"]["hard"]) / gain
@@ -280,6 +284,30 @@ def table(result: dict) -> str:
                 f"| {det} | {label} | {ap} | {m['ms']:.0f} | {100 * kept:.0f}% "
                 f"| {m['ms'] / test['full_2x']['ms']:.2f}x |"
             )
+    return "\n".join(rows)
+
+
+def tune_table(result: dict) -> str:
+    """Markdown: the selection rules on the training photos (AP "all", small-face AP, area)."""
+    runners = list(result["per_runner"])
+    head = "| setting | " + " | ".join(f"{d}: all / < 16 px / area" for d in runners) + " |"
+    rows = [head, "|" + "---|" * (len(runners) + 1)]
+
+    def cell(ap: dict, area: float | None) -> str:
+        text = f"{100 * ap['all']:.1f} / {100 * ap['small']:.1f}"
+        return text + (f" / {100 * area:.0f}%" if area is not None else " / -")
+
+    for key in ("single", "full_2x"):
+        label = LABELS[key]
+        rows.append(
+            f"| {label} | "
+            + " | ".join(cell(result["per_runner"][d][key], None) for d in runners)
+            + " |"
+        )
+    for key, per in result["sweeps"].items():
+        rows.append(
+            f"| {key} | " + " | ".join(cell(per[d]["ap"], per[d]["area"]) for d in runners) + " |"
+        )
     return "\n".join(rows)
 
 
@@ -318,14 +346,15 @@ def main(argv: list[str] | None = None) -> int:
         "--sets", nargs="*", default=["wider_val200", "facemask_kaggle", "roboflow_faces_gray"]
     )
     m = sub.add_parser("table", help="print the markdown tables of a test JSON")
-    m.add_argument("json_in")
+    m.add_argument("json_in", nargs="+", help="test JSONs (their runners are merged)")
     for q in (t, e):
         q.add_argument("--runners", nargs="+", default=list(RUNNERS))
         q.add_argument("--cache", default="cache")
         q.add_argument("--json")
     args = p.parse_args(argv)
     if args.step == "table":
-        result = json.loads(Path(args.json_in).read_text())
+        parts = [json.loads(Path(f).read_text()) for f in args.json_in]
+        result = {**parts[0], "runners": {k: v for p in parts for k, v in p["runners"].items()}}
         print(table(result) + "\n\n" + other_table(result))
         return 0
     out = tune(args) if args.step == "tune" else test(args)

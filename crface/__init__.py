@@ -24,6 +24,7 @@ _LAZY = {
     "rerank_stream": "crface.hooks",
     "RefinedDetector": "crface.hooks",
     "zoom": "crface.zooming",
+    "tile": "crface.tiling",
 }
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "load_image",
     "refined",
     "rerank_stream",
+    "tile",
     "zoom",
 ]
 
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from crface.imageio import load_image
     from crface.model import ConfidenceRanker, RankerConfig
     from crface.refiner import Refiner
+    from crface.tiling import tile
     from crface.types import Detections
     from crface.weights import list_weights
     from crface.zooming import zoom

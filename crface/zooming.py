@@ -106,14 +106,16 @@ def select_regions(
     return cells_to_regions(picked.reshape(gh, gw), side, image_size)
 
 
-def _as_array(image: Any) -> np.ndarray:
+def as_array(image: Any) -> np.ndarray:
+    """``image`` as an ``HxWx3`` uint8 array for the user's detector."""
     # An HxWx3 uint8 array goes through untouched, so a BGR detector gets BGR crops.
     if isinstance(image, np.ndarray) and image.shape[2:] == (3,) and image.dtype == np.uint8:
         return image
     return as_rgb_array(image)
 
 
-def _runner(detect_fn: Callable[..., Any], adapter: str, **adapter_kwargs: Any) -> Callable:
+def runner(detect_fn: Callable[..., Any], adapter: str, **adapter_kwargs: Any) -> Callable:
+    """``array -> Detections``: ``detect_fn`` then its adapter, failures naming the input's size."""
     module = get_adapter(adapter)
     fixed = sorted(k for k in SIZE_KEYS if k in adapter_kwargs)
     if fixed:
@@ -129,9 +131,9 @@ def _runner(detect_fn: Callable[..., Any], adapter: str, **adapter_kwargs: Any) 
         except Exception as err:
             h, w = array.shape[:2]
             raise RuntimeError(
-                f"the detector failed on a {w}x{h} zoom crop ({type(err).__name__}: {err}); a "
-                "detector with a minimum input size needs larger crops: raise `cell` (or use "
-                "rule='grid')"
+                f"the detector failed on a {w}x{h} input ({type(err).__name__}: {err}); a "
+                "detector with a minimum input size needs larger crops: raise `cell` (zoom) or "
+                "`tile` (tiling)"
             ) from err
 
     return run
@@ -199,8 +201,8 @@ def zoom(
     """
     if not scale > 1:
         raise ValueError(f"scale must be > 1 (the zoomed pass upscales); got {scale!r}")
-    run = _runner(detect_fn, adapter, **adapter_kwargs)
-    array = _as_array(image)
+    run = runner(detect_fn, adapter, **adapter_kwargs)
+    array = as_array(image)
     first = run(array)
     regions = select_regions(
         first,

@@ -282,3 +282,17 @@ def test_train_custom(tmp_path, no_shared, tiny_wider) -> None:
     assert (out / "run" / "final.pt").is_file() and (out / "pr_curves.png").is_file()
     header = next(line for line in stdout.splitlines() if line.startswith("setting"))
     assert "+ crface-small" in header and "+ fine-tuned" in header
+
+
+@needs_tiny
+def test_zoom_example_finds_the_face_single_scale_misses(tmp_path, no_shared) -> None:
+    out = tmp_path / "zoom.png"
+    stdout = ok(run_example("zoom_example.py", DEMO, "--out", out, shared=no_shared))
+    single, zoomed = (
+        int(line.split(": ")[1].split()[0])
+        for line in stdout.splitlines()
+        if line.strip().startswith(("single scale:", "zoom:"))
+    )
+    assert zoomed > single  # the picture in README.md / docs/zoom.md
+    assert "kept after zoom that was not before" in stdout
+    assert out.stat().st_size > 0

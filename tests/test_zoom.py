@@ -171,7 +171,7 @@ def test_zoom_names_the_crop_size_a_detector_failed_on():
             raise ValueError("input too small")
         return blob_detector(min_side=12)(array)
 
-    with pytest.raises(RuntimeError, match=r"failed on a \d+x\d+ zoom crop .*input too small"):
+    with pytest.raises(RuntimeError, match=r"failed on a \d+x\d+ input .*input too small"):
         zoom(picky, photo([(200, 150, 8)]))
 
 
@@ -199,3 +199,26 @@ def test_hook_with_zoom_reranks_both_passes():
     detect = crface.hook(blob_detector(), refiner=refiner, zoom=2.0)
     faces = detect(photo([(40, 40, 60), (200, 150, 8)]))
     assert len(faces) == 2
+
+
+@pytest.mark.parametrize("corner", [(95, 95), (0, 95), (95, 0), (195, 195)])
+def test_tile_finds_a_face_cut_by_tile_edges_once(corner):
+    x, y = corner
+    image = photo([(x, y, 10), (250, 30, 20)], size=(300, 300))
+    faces = crface.tile(blob_detector(min_side=0), image, tile=100, overlap=16)
+    assert len(faces) == 2
+    assert sorted(faces.boxes[:, 0].tolist()) == pytest.approx(sorted([x, 250]))
+
+
+def test_tile_sees_each_tile_with_its_margin_only():
+    detect = blob_detector()
+    crface.tile(detect, photo([], size=(300, 500)), tile=200, overlap=10)
+    assert detect.calls == [(210, 210), (210, 220), (210, 110), (110, 210), (110, 220), (110, 110)]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"), [({"tile": 0}, "tile must be"), ({"overlap": -1}, "overlap must be")]
+)
+def test_tile_rejects_bad_sizes(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        crface.tile(blob_detector(), photo([]), **kwargs)

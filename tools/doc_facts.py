@@ -35,6 +35,8 @@ CV_RESULTS = {
     "crface-boxes": "results_cv_small_rows.json",
 }
 COST = "results_cost_models.json"  # both shipped models timed side by side
+ZOOM = "zoom.json"  # benchmarks/zoom.py test: zoom against single, full 2x and multi-scale
+ZOOM_DEFAULT = "zoom_0.25"  # the budget crface.zoom uses by default
 
 
 @functools.cache
@@ -44,9 +46,9 @@ def results(name: str) -> dict[str, Any]:
 
 
 @functools.cache
-def _results_script() -> ModuleType:
-    """``benchmarks/results.py``, whose markdown the results page carries verbatim."""
-    spec = importlib.util.spec_from_file_location("_results", ROOT / "benchmarks" / "results.py")
+def _script(name: str = "results") -> ModuleType:
+    """``benchmarks/<name>.py``, whose markdown tables the pages carry verbatim."""
+    spec = importlib.util.spec_from_file_location(f"_{name}", ROOT / "benchmarks" / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -198,7 +200,7 @@ def detail_px() -> str:
 
 def results_section(name: str) -> Callable[[], str]:
     """The tables ``benchmarks/results.py`` prints for ``results/<name>``."""
-    return lambda: _results_script().markdown(results(name)).rstrip()
+    return lambda: _script().markdown(results(name)).rstrip()
 
 
 def _model_facts() -> dict[str, Callable[[], str]]:
@@ -226,6 +228,16 @@ FACTS: dict[str, Callable[[], str]] = {
     "table.sweep": sweep_table,
     "results.cost": results_section("results_cost.json"),
     "results.cost_models": results_section(COST),
+    "table.zoom": lambda: _script("zoom").table(results(ZOOM)),
+    "table.zoom_summary": lambda: _script("zoom").table(
+        results(ZOOM), ("single", ZOOM_DEFAULT, "full_2x", "multi")
+    ),
+    "table.zoom_other": lambda: _script("zoom").other_table(results(ZOOM)),
+    "table.zoom_tune": lambda: _script("zoom").tune_table(results("zoom_tune.json")),
+    "zoom.chosen": lambda: ", ".join(
+        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in results(ZOOM)["zoom"][ZOOM_DEFAULT].items()
+    ),
 }
 
 
