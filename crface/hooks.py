@@ -86,7 +86,7 @@ def refined(
 ) -> Callable[[Callable[..., Any]], Callable[..., Detections]]:
     """Decorator form of :func:`hook`::
 
-    @crface.refined(adapter="scrfd", input_size=(640, 640))
+    @crface.refined(adapter="scrfd", image_size=(640, 640))
     def detect(image): ...
     """
     return lambda fn: hook(fn, adapter, refiner, rerank_kwargs, **adapter_kwargs)

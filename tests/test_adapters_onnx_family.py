@@ -63,7 +63,7 @@ def test_yunet_raw_roundtrip_dict_and_list():
     raw = _yunet_raw([(8, 3, 2), (16, 2, 4)])
     # sqrt(0.81 * 1) and sqrt(clip(1.5) * 0.64): cls/obj are clipped to [0, 1] first
     for output in (raw, [raw[k] for k in yunet.OUTPUT_NAMES]):
-        det = yunet.to_detections(output, input_size=SIZE, score_threshold=0.05)
+        det = yunet.to_detections(output, image_size=SIZE, score_threshold=0.05)
         _close(det, scores=[0.9, 0.8])
 
 
@@ -88,10 +88,10 @@ def test_yunet_opencv_rows():
 @pytest.mark.parametrize(
     ("make", "kwargs", "match"),
     [
-        (lambda raw: raw, {}, "input_size"),
-        (lambda raw: raw, {"input_size": (64, 64)}, "must have shape"),
-        (lambda raw: {k: v for k, v in raw.items() if k != "kps_32"}, {"input_size": SIZE}, "lack"),
-        (lambda raw: {**raw, "bbox_8": raw["bbox_8"] * np.nan}, {"input_size": SIZE}, "NaN"),
+        (lambda raw: raw, {}, "image_size"),
+        (lambda raw: raw, {"image_size": (64, 64)}, "must have shape"),
+        (lambda raw: {k: v for k, v in raw.items() if k != "kps_32"}, {"image_size": SIZE}, "lack"),
+        (lambda raw: {**raw, "bbox_8": raw["bbox_8"] * np.nan}, {"image_size": SIZE}, "NaN"),
         (lambda raw: np.zeros((3, 14)), {}, "Accepted formats"),
         (lambda raw: "text", {}, "Accepted formats"),
     ],
@@ -123,7 +123,7 @@ def _scrfd_raw(cells, scores=(0.9, 0.6), kps=True):
 
 def test_scrfd_raw_roundtrip():
     raw = _scrfd_raw([(8, 3, 2, 1), (32, 1, 2, 0)])
-    _close(scrfd.to_detections(raw, input_size=SIZE, score_threshold=0.5), scores=[0.9, 0.6])
+    _close(scrfd.to_detections(raw, image_size=SIZE, score_threshold=0.5), scores=[0.9, 0.6])
 
 
 def test_scrfd_raw_any_order_mapping_batch_axis_and_no_kps():
@@ -133,7 +133,7 @@ def test_scrfd_raw_any_order_mapping_batch_axis_and_no_kps():
     assert len(det) == 2 * (8 * 12 + 4 * 6 + 2 * 3)
     _close(det[det.scores > 0.5], scores=[0.9, 0.6])
     no_kps = scrfd.to_detections(
-        _scrfd_raw([(8, 3, 2, 1), (32, 1, 2, 0)], kps=False), input_size=SIZE
+        _scrfd_raw([(8, 3, 2, 1), (32, 1, 2, 0)], kps=False), image_size=SIZE
     )
     _close(no_kps[no_kps.scores > 0.5], lms=None)
 
@@ -149,11 +149,11 @@ def test_scrfd_insightface_rows():
 @pytest.mark.parametrize(
     ("make", "kwargs", "match"),
     [
-        (lambda raw: raw, {}, "input_size"),
-        (lambda raw: raw, {"input_size": (64, 64)}, "must have"),
-        (lambda raw: raw, {"input_size": SIZE, "num_anchors": 1}, "must have"),
-        (lambda raw: [*raw[:8], raw[0]], {"input_size": SIZE}, "3 arrays of each kind"),
-        (lambda raw: [*raw[:8], np.zeros((10, 3))], {"input_size": SIZE}, r"\(N, 10\)"),
+        (lambda raw: raw, {}, "image_size"),
+        (lambda raw: raw, {"image_size": (64, 64)}, "must have"),
+        (lambda raw: raw, {"image_size": SIZE, "num_anchors": 1}, "must have"),
+        (lambda raw: [*raw[:8], raw[0]], {"image_size": SIZE}, "3 arrays of each kind"),
+        (lambda raw: [*raw[:8], np.zeros((10, 3))], {"image_size": SIZE}, r"\(N, 10\)"),
         (lambda raw: (np.zeros((2, 4)), None), {}, "Accepted formats"),
         (lambda raw: (np.zeros((2, 5)), np.zeros((2, 5, 3))), {}, "Accepted formats"),
     ],
@@ -320,3 +320,21 @@ def test_mtcnn_errors(output, match):
 def test_mtcnn_onet_shape_error():
     with pytest.raises(ValueError, match="O-Net decoding"):
         mtcnn.decode_onet(np.zeros((2, 4)), np.zeros((2, 4)), np.zeros((2, 5, 2)), np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize(
+    ("module", "raw"),
+    [(yunet, lambda: _yunet_raw([(8, 3, 2)])), (scrfd, lambda: _scrfd_raw([(8, 3, 2, 1)]))],
+    ids=["yunet", "scrfd"],
+)
+def test_input_size_is_a_deprecated_alias_of_image_size(module, raw):
+    want = module.to_detections(raw(), image_size=SIZE)
+    with pytest.warns(DeprecationWarning, match=r"input_size= is deprecated.*image_size="):
+        got = module.to_detections(raw(), input_size=SIZE)
+    torch.testing.assert_close(got.boxes, want.boxes)
+    with pytest.warns(DeprecationWarning):
+        torch.testing.assert_close(
+            module.decode_raw(raw(), input_size=SIZE).boxes, module.decode_raw(raw(), SIZE).boxes
+        )
+    with pytest.raises(TypeError, match="not both"), pytest.warns(DeprecationWarning):
+        module.to_detections(raw(), image_size=SIZE, input_size=SIZE)

@@ -20,6 +20,7 @@ This module also holds the small conversion and validation helpers the other ada
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -127,6 +128,32 @@ def check_image_size(image_size: Any) -> tuple[int, int]:
             f"image_size must be (height, width) positive integers; got {image_size!r}"
         )
     return h, w
+
+
+def image_size_alias(
+    image_size: Any, input_size: Any, family: str, *, required: bool = False
+) -> Any:
+    """``image_size``, or the value of the deprecated ``input_size=`` alias (YuNet, SCRFD).
+
+    Raises:
+        TypeError: both were given.
+        ValueError: neither, when ``required`` (decoding raw outputs needs the size).
+    """
+    if input_size is None:
+        if required and image_size is None:
+            raise ValueError(
+                f"raw {family} outputs need image_size=(H, W) of the padded network input"
+            )
+        return image_size
+    warnings.warn(
+        f"{family}: input_size= is deprecated; pass image_size=(H, W), the name every crface "
+        "adapter uses",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if image_size is not None:
+        raise TypeError(f"{family}: pass image_size=(H, W) or input_size=, not both")
+    return input_size
 
 
 def as_landmarks(value: Any, n: int, name: str = "landmarks") -> Tensor:
@@ -277,6 +304,7 @@ __all__ = [
     "as_landmarks",
     "check_image_size",
     "from_boxes",
+    "image_size_alias",
     "squeeze_batch",
     "to_detections",
     "unknown_format",

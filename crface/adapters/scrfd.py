@@ -12,7 +12,7 @@ Two formats are accepted:
   Pass the 6 or 9 arrays as a sequence (insightface's order ``scores_8, scores_16, scores_32,
   boxes_8, ..., kps_32``, or any other order: arrays are recognised by their last axis, 1 / 4 / 10,
   and their stride by their length) or as a mapping (only its values are used), together with
-  ``input_size=(H, W)``.
+  ``image_size=(H, W)``.
 * **insightface rows**: ``SCRFD.detect`` returns ``(det, kpss)`` with ``det (N, 5)`` =
   ``x1, y1, x2, y2, score`` and ``kpss (N, 5, 2)`` or ``None``. ``detect`` runs NMS inside: set
   ``model.nms_thresh = 1.0`` and a low ``thresh`` so the candidates come *before* NMS, since the
@@ -35,6 +35,7 @@ from crface.adapters.generic import (
     as_float_tensor,
     check_image_size,
     from_boxes,
+    image_size_alias,
     squeeze_batch,
     unknown_format,
 )
@@ -44,7 +45,7 @@ STRIDES = (8, 16, 32)
 
 FORMATS = (
     "raw outputs: a sequence or mapping of 6 or 9 arrays (scores (N_s, 1), boxes (N_s, 4), "
-    "optional keypoints (N_s, 10) for strides 8/16/32) plus input_size=(H, W)",
+    "optional keypoints (N_s, 10) for strides 8/16/32) plus image_size=(H, W)",
     "insightface SCRFD.detect result: (det, kpss) with det an N x 5 array "
     "(x1, y1, x2, y2, score) and kpss N x 5 x 2 or None, or det alone",
 )
@@ -53,8 +54,9 @@ _KIND_OF_CHANNELS = {1: "scores", 4: "boxes", 10: "kps"}
 
 def decode_raw(
     outputs: Sequence[Any] | Mapping[str, Any],
-    input_size: tuple[int, int],
+    image_size: tuple[int, int] | None = None,
     *,
+    input_size: tuple[int, int] | None = None,
     num_anchors: int = 2,
     score_threshold: float = 0.0,
 ) -> Detections:
@@ -63,7 +65,8 @@ def decode_raw(
     Args:
         outputs: 6 or 9 arrays (sequence, or mapping whose values are used), see the module
             docstring; each ``(N_s, C)`` or ``(1, N_s, C)`` with ``C`` in 1, 4, 10.
-        input_size: ``(H, W)`` of the padded network input.
+        image_size: ``(H, W)`` of the padded network input.
+        input_size: deprecated alias of ``image_size``.
         num_anchors: anchors per feature-map cell (2 for the released SCRFD models).
         score_threshold: drop anchors scoring below this (0 keeps them all).
 
@@ -72,7 +75,7 @@ def decode_raw(
         ``scores (K,)`` and ``landmarks (K, 5, 2)`` (``None`` without keypoint outputs).
 
     Raises:
-        ValueError: wrong number of arrays, shapes that do not match ``input_size`` and
+        ValueError: wrong number of arrays, shapes that do not match ``image_size`` and
             ``num_anchors``, or non-finite values.
 
     Example:
@@ -83,7 +86,9 @@ def decode_raw(
         (168, True)
     """
     groups = _group_outputs(outputs)
-    height, width = check_image_size(input_size)
+    height, width = check_image_size(
+        image_size_alias(image_size, input_size, "SCRFD", required=True)
+    )
     boxes, scores, landmarks = [], [], []
     for i, s in enumerate(STRIDES):
         rows, cols = -(-height // s), -(-width // s)
@@ -94,7 +99,7 @@ def decode_raw(
             if t.shape[0] != n:
                 raise ValueError(
                     f"SCRFD {kind} at stride {s} must have {n} rows ({num_anchors} anchors x "
-                    f"{rows} x {cols} cells for input_size {(height, width)}); got {tuple(t.shape)}"
+                    f"{rows} x {cols} cells for image_size {(height, width)}); got {tuple(t.shape)}"
                 )
             parts[kind] = t
         grid_y, grid_x = torch.meshgrid(
@@ -142,6 +147,7 @@ def decode_insightface(det: Any, kpss: Any = None) -> Detections:
 def to_detections(
     output: Any,
     *,
+    image_size: tuple[int, int] | None = None,
     input_size: tuple[int, int] | None = None,
     num_anchors: int = 2,
     score_threshold: float = 0.0,
@@ -150,25 +156,26 @@ def to_detections(
 
     Args:
         output: raw outputs (6 or 9 arrays) or insightface ``(det, kpss)`` / ``det``.
-        input_size: ``(H, W)`` of the padded network input; required for raw outputs.
+        image_size: ``(H, W)`` of the padded network input; required for raw outputs.
+        input_size: deprecated alias of ``image_size`` (a ``DeprecationWarning``).
         num_anchors: anchors per cell, for raw outputs.
         score_threshold: for raw outputs, drop anchors scoring below this.
 
     Raises:
         ValueError: for an unrecognised format (the message lists the accepted ones) or raw
-            outputs without ``input_size``.
+            outputs without ``image_size``.
+        TypeError: both ``image_size`` and ``input_size``.
 
     Example:
         >>> len(to_detections(([[0, 0, 8, 8, 0.5]], None)))
         1
     """
+    image_size = image_size_alias(image_size, input_size, "SCRFD")
     values = list(output.values()) if isinstance(output, Mapping) else output
     is_raw = isinstance(values, Sequence) and len(values) in (6, 9)
     if is_raw and all(getattr(v, "ndim", 0) >= 2 for v in values):
-        if input_size is None:
-            raise ValueError("raw SCRFD outputs need input_size=(H, W) of the padded network input")
         return decode_raw(
-            values, input_size, num_anchors=num_anchors, score_threshold=score_threshold
+            values, image_size, num_anchors=num_anchors, score_threshold=score_threshold
         )
     try:
         if isinstance(output, tuple) and len(output) == 2:

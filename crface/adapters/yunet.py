@@ -8,7 +8,7 @@ Two formats are accepted:
   feature-map cell in row-major order, ``N_s = (H / s) * (W / s)`` for the padded network input
   ``H x W``. Pass them as a mapping keyed by the ONNX output names (``"cls_8"`` ... ``"kps_32"``) or
   as a sequence of 12 arrays in the ONNX output order ``cls_8, cls_16, cls_32, obj_8, ..., kps_32``,
-  together with ``input_size=(H, W)``. Decoding:
+  together with ``image_size=(H, W)``. Decoding:
   ``score = sqrt(clip(cls, 0, 1) * clip(obj, 0, 1))``, ``cx = (col + dx) * s``,
   ``cy = (row + dy) * s``, ``w = exp(dw) * s``, ``h = exp(dh) * s``,
   landmark ``k = ((col + kx_k) * s, (row + ky_k) * s)``.
@@ -34,6 +34,7 @@ from crface.adapters.generic import (
     as_float_tensor,
     check_image_size,
     from_boxes,
+    image_size_alias,
     squeeze_batch,
     unknown_format,
 )
@@ -45,7 +46,7 @@ _CHANNELS = {"cls": 1, "obj": 1, "bbox": 4, "kps": 10}
 
 FORMATS = (
     "raw outputs: a mapping with keys cls_8 .. kps_32, or a sequence of 12 arrays in ONNX output "
-    "order (cls_8, cls_16, cls_32, obj_8, ..., kps_32), plus input_size=(H, W)",
+    "order (cls_8, cls_16, cls_32, obj_8, ..., kps_32), plus image_size=(H, W)",
     "OpenCV FaceDetectorYN.detect result: (retval, faces) or faces, an N x 15 array "
     "(x, y, w, h, 10 landmark coordinates, score) or None",
 )
@@ -53,8 +54,9 @@ FORMATS = (
 
 def decode_raw(
     outputs: Mapping[str, Any] | Sequence[Any],
-    input_size: tuple[int, int],
+    image_size: tuple[int, int] | None = None,
     *,
+    input_size: tuple[int, int] | None = None,
     score_threshold: float = 0.0,
 ) -> Detections:
     """Decode YuNet's 12 raw outputs into boxes, scores and 5 landmarks.
@@ -63,8 +65,9 @@ def decode_raw(
         outputs: mapping keyed ``cls_8`` ... ``kps_32`` or a sequence of 12 arrays in ONNX output
             order; each ``(N_s, C)`` or ``(1, N_s, C)`` with ``C`` = 1, 1, 4, 10 for cls, obj,
             bbox, kps.
-        input_size: ``(H, W)`` of the padded network input (multiples of 32 for the real net; a
+        image_size: ``(H, W)`` of the padded network input (multiples of 32 for the real net; a
             stride-``s`` map has ``ceil(H / s) x ceil(W / s)`` cells).
+        input_size: deprecated alias of ``image_size``.
         score_threshold: drop points scoring below this (0 keeps every cell).
 
     Returns:
@@ -72,7 +75,7 @@ def decode_raw(
         ``scores (K,)`` and ``landmarks (K, 5, 2)``, in stride-then-row-major order.
 
     Raises:
-        ValueError: missing outputs, shapes that do not match ``input_size``, non-finite values.
+        ValueError: missing outputs, shapes that do not match ``image_size``, non-finite values.
 
     Example:
         >>> import numpy as np
@@ -82,7 +85,9 @@ def decode_raw(
         84
     """
     named = _name_outputs(outputs)
-    height, width = check_image_size(input_size)
+    height, width = check_image_size(
+        image_size_alias(image_size, input_size, "YuNet", required=True)
+    )
     boxes, scores, landmarks = [], [], []
     for s in STRIDES:
         rows, cols = -(-height // s), -(-width // s)
@@ -92,7 +97,7 @@ def decode_raw(
             t = squeeze_batch(as_float_tensor(named[key], key), key, 2)
             if t.shape != (rows * cols, channels):
                 raise ValueError(
-                    f"{key} must have shape ({rows * cols}, {channels}) for input_size "
+                    f"{key} must have shape ({rows * cols}, {channels}) for image_size "
                     f"{(height, width)}; got {tuple(t.shape)}"
                 )
             parts[kind] = t
@@ -141,27 +146,32 @@ def decode_opencv(faces: Any) -> Detections:
 
 
 def to_detections(
-    output: Any, *, input_size: tuple[int, int] | None = None, score_threshold: float = 0.0
+    output: Any,
+    *,
+    image_size: tuple[int, int] | None = None,
+    input_size: tuple[int, int] | None = None,
+    score_threshold: float = 0.0,
 ) -> Detections:
     """Convert any accepted YuNet output (see the module docstring) to :class:`Detections`.
 
     Args:
         output: raw outputs (mapping or 12-sequence) or OpenCV ``detect`` rows.
-        input_size: ``(H, W)`` of the padded network input; required for raw outputs.
+        image_size: ``(H, W)`` of the padded network input; required for raw outputs.
+        input_size: deprecated alias of ``image_size`` (a ``DeprecationWarning``).
         score_threshold: for raw outputs, drop points scoring below this.
 
     Raises:
         ValueError: for an unrecognised format (the message lists the accepted ones) or raw
-            outputs without ``input_size``.
+            outputs without ``image_size``.
+        TypeError: both ``image_size`` and ``input_size``.
 
     Example:
         >>> to_detections((1, None)).boxes.shape
         torch.Size([0, 4])
     """
+    image_size = image_size_alias(image_size, input_size, "YuNet")
     if _is_raw(output):
-        if input_size is None:
-            raise ValueError("raw YuNet outputs need input_size=(H, W) of the padded network input")
-        return decode_raw(output, input_size, score_threshold=score_threshold)
+        return decode_raw(output, image_size, score_threshold=score_threshold)
     try:
         return decode_opencv(output)
     except (ValueError, TypeError) as exc:
