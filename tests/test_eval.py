@@ -526,3 +526,30 @@ def test_matches_reference_on_official_ground_truth(shared_dir):
     result = evaluate(preds, ds)
     for s in SETTINGS:
         assert result.ap[s] == pytest.approx(expected[s][0], abs=1e-12)
+
+
+# ----------------------------------------------------------------------------- coverage (issue 12)
+
+
+def test_result_reports_how_many_images_have_predictions():
+    ds = _ds(_one(FACES), _one(FACES[:1], name="0--E/b.jpg"))
+    result = evaluate({"0--E/a.jpg": [[*FACES[0], 1.0]]}, ds)
+    assert (result.num_predicted, result.num_images) == (1, 2)
+    assert result.to_dict()["num_predicted"] == 1
+    assert "predictions for 1 of 2 images" in str(result)
+
+
+def test_cli_eval_refuses_mostly_missing_predictions(tmp_path, capsys):
+    data = tmp_path / "data"
+    _write_tiny_dataset(data)
+    ds = load_dataset(data)
+    write_predictions(
+        tmp_path / "pred", {ds[0].name: torch.cat([ds[0].boxes, torch.ones(3, 1)], 1)}
+    )
+    argv = ["eval", "--pred-dir", str(tmp_path / "pred"), "--data", str(data), "--json"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "1 of the 3" in err and "--allow-missing" in err and "\n" not in err
+    assert main([*argv, "--allow-missing"]) == 0
+    out = capsys.readouterr().out
+    assert "predictions for 1 of 3 images" in out

@@ -36,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--iou-threshold", type=float, default=0.5, help="match IoU threshold (default 0.5)"
     )
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="score even when more than half of the ground-truth images have no prediction file "
+        "(they count as having no detections)",
+    )
     p.add_argument("--plot", type=Path, metavar="PNG", help="also save the PR curves to PNG")
     p.add_argument(
         "--json", action="store_true", help="end with one JSON line: setting -> AP (fractions)"
@@ -56,6 +62,14 @@ def _run(args: argparse.Namespace) -> int:
     if not len(dataset):
         raise CLIError("the ground truth holds no image")
     result = evaluate(read_predictions(args.pred_dir), dataset, iou_threshold=args.iou_threshold)
+    missing = result.num_images - result.num_predicted
+    if 2 * missing > result.num_images and not args.allow_missing:
+        raise CLIError(
+            f"only {result.num_predicted} of the {result.num_images} ground-truth images have a "
+            f"prediction file in {args.pred_dir}; the other {missing} would count as misses "
+            "(an AP that measures the folder, not the detector). Check that --pred-dir matches "
+            "the ground truth, or pass --allow-missing to score them as images without detections"
+        )
     print(result)
     if args.plot is not None:
         label = args.pred_dir.resolve().name

@@ -84,6 +84,10 @@ class EvalResult:
         num_images: images in the evaluated dataset.
         iou_threshold: the match threshold used.
         dataset: the dataset's name.
+        num_predicted: images of the dataset that have an entry in the predictions (possibly
+            empty); the other ``num_images - num_predicted`` count as having no detections, so
+            a low :attr:`coverage` usually means a prediction folder that does not match the
+            ground truth. ``None`` when unknown.
     """
 
     ap: dict[str, float]
@@ -92,12 +96,21 @@ class EvalResult:
     num_images: int
     iou_threshold: float = 0.5
     dataset: str = ""
+    num_predicted: int | None = None
+
+    @property
+    def coverage(self) -> float | None:
+        """``num_predicted / num_images`` (``None`` when unknown or the dataset is empty)."""
+        if self.num_predicted is None or not self.num_images:
+            return None
+        return self.num_predicted / self.num_images
 
     def to_dict(self, include_pr: bool = False) -> dict[str, Any]:
         """A JSON-serialisable dict (NaN becomes ``None``); ``include_pr`` adds the curves."""
         out: dict[str, Any] = {
             "dataset": self.dataset,
             "num_images": self.num_images,
+            "num_predicted": self.num_predicted,
             "iou_threshold": self.iou_threshold,
             "ap": {s: _json_float(v) for s, v in self.ap.items()},
             "num_faces": dict(self.num_faces),
@@ -110,9 +123,14 @@ class EvalResult:
         return out
 
     def __str__(self) -> str:
+        covered = (
+            ""
+            if self.num_predicted is None
+            else f" (predictions for {self.num_predicted} of {self.num_images} images)"
+        )
         rows = [
             f"WIDER FACE AP on {self.dataset or 'dataset'}: {self.num_images} images, "
-            f"IoU {self.iou_threshold:g}",
+            f"IoU {self.iou_threshold:g}{covered}",
             f"{'setting':<8} {'AP':>7} {'faces':>7}",
         ]
         for s, ap in self.ap.items():
@@ -133,14 +151,17 @@ def evaluate(
             or the same without the image extension (as :func:`read_predictions` returns them).
             Values are :class:`~crface.types.Detections` or ``(K, 5)`` arrays/tensors
             ``x1, y1, x2, y2, score`` in pixels (xyxy, *not* the x y w h of the prediction files).
-            Missing images have no predictions; keys that are not in the dataset are ignored.
+            Missing images have no predictions (their faces count as misses; the result's
+            ``num_predicted`` says how many images had an entry); keys that are not in the
+            dataset are ignored.
         dataset: the ground truth.
         settings: the settings to report (default: ``dataset.settings``); any of ``"easy"``,
             ``"medium"``, ``"hard"`` and ``"all"`` (every ground-truth row counts).
         iou_threshold: the IoU at or above which a prediction matches its best face, in (0, 1].
 
     Returns:
-        The :class:`EvalResult`.
+        The :class:`EvalResult`, with ``num_predicted`` / ``coverage`` saying how many of the
+        dataset's images ``predictions`` covered.
 
     Raises:
         ValueError: unknown setting, bad threshold, malformed predictions (naming the image), or
@@ -164,7 +185,7 @@ def evaluate(
     if not 0.0 < iou_threshold <= 1.0:
         raise ValueError(f"iou_threshold must be in (0, 1]; got {iou_threshold}")
 
-    preds = _collect(predictions, dataset)
+    preds, num_predicted = _collect(predictions, dataset)
     scores = [p[:, 4].copy() for p in preds]
     _normalise(scores)
     # Per image, in decreasing score order: best face and whether the IoU reaches the threshold.
@@ -187,7 +208,9 @@ def evaluate(
         ap[setting] = voc_ap(recall, precision) if count_face else math.nan
         pr[setting] = (precision, recall)
         num_faces[setting] = count_face
-    return EvalResult(ap, pr, num_faces, len(dataset), float(iou_threshold), dataset.name)
+    return EvalResult(
+        ap, pr, num_faces, len(dataset), float(iou_threshold), dataset.name, num_predicted
+    )
 
 
 def voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
@@ -310,8 +333,11 @@ def parse_prediction_lines(path: Path, lines: list[str]) -> np.ndarray:
     return data
 
 
-def _collect(predictions: Mapping[str, PredictionLike], dataset: FaceDataset) -> list[np.ndarray]:
-    """Per sample of ``dataset``, its ``(K, 5)`` float64 predictions (empty when missing)."""
+def _collect(
+    predictions: Mapping[str, PredictionLike], dataset: FaceDataset
+) -> tuple[list[np.ndarray], int]:
+    """Per sample of ``dataset``, its ``(K, 5)`` float64 predictions (empty when missing), and
+    how many samples had an entry."""
     if not isinstance(predictions, Mapping):
         raise TypeError(
             "predictions must be a mapping image name -> detections; "
@@ -330,7 +356,7 @@ def _collect(predictions: Mapping[str, PredictionLike], dataset: FaceDataset) ->
             f"none of the {len(predictions)} predicted images is in dataset {dataset.name!r} "
             f"(e.g. prediction {example!r} vs image {dataset[0].name!r})"
         )
-    return out
+    return out, found
 
 
 def _as_array(value: PredictionLike, name: str) -> np.ndarray:
