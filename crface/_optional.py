@@ -24,6 +24,10 @@ def require(module: str, purpose: str) -> ModuleType:
         raise ImportError(f"{purpose} needs the optional package {module!r}: {hint}") from exc
 
 
+# onnxruntime's error classes for a model file it cannot parse (vs. provider / runtime failures)
+_UNREADABLE_MODEL = ("InvalidProtobuf", "InvalidGraph", "InvalidArgument", "NoModel")
+
+
 def ort_session(model: str | bytes, device: str = "auto", **session_kwargs):
     """An onnxruntime InferenceSession on CUDA when asked/available, else CPU.
 
@@ -32,7 +36,8 @@ def ort_session(model: str | bytes, device: str = "auto", **session_kwargs):
         device: ``"auto"`` (CUDA provider if onnxruntime-gpu sees a GPU, else CPU), ``"cpu"`` or ``"cuda"``.
 
     Raises:
-        ValueError: for an unknown device, or ``"cuda"`` when the CUDA provider is not available.
+        ValueError: for an unknown device, ``"cuda"`` when the CUDA provider is not available, or
+            a model onnxruntime cannot parse (truncated, corrupt or not ONNX): one line naming it.
     """
     ort = require("onnxruntime", "running ONNX models")
     available = ort.get_available_providers()
@@ -47,4 +52,14 @@ def ort_session(model: str | bytes, device: str = "auto", **session_kwargs):
     if device != "cpu" and "CUDAExecutionProvider" in available:
         providers.insert(0, "CUDAExecutionProvider")
     source = model if isinstance(model, bytes) else str(model)
-    return ort.InferenceSession(source, providers=providers, **session_kwargs)
+    try:
+        return ort.InferenceSession(source, providers=providers, **session_kwargs)
+    except Exception as exc:
+        if type(exc).__name__ not in _UNREADABLE_MODEL:
+            raise
+        detail = str(exc).splitlines()[0].rsplit(" : ", 1)[-1].rsplit("failed:", 1)[-1].strip()
+        name = "<in-memory model>" if isinstance(model, bytes) else source
+        raise ValueError(
+            f"cannot load {name}: not a valid ONNX model ({detail}); the file is truncated, "
+            "corrupt or not an ONNX export: re-download or re-export it"
+        ) from None

@@ -4,10 +4,18 @@ A weights file is a ``torch.save`` of plain data only, so it loads with
 ``torch.load(weights_only=True)`` (no pickle code runs)::
 
     {"format": "crface-weights", "format_version": 1,
-     "config": RankerConfig.to_dict(), "state_dict": {...}, "metadata": {...}}
+     "config": RankerConfig.to_dict(), "state_dict": {...}, "metadata": {...},
+     "checksum": "sha256:<hex>"}
+
+``checksum`` (see :func:`checksum`) covers the config, the metadata and every tensor (name,
+dtype, shape and bytes, in sorted name order); it is written by :func:`save_weights` and verified
+on every load, so a file changed after it was written (a flipped byte) is refused. Files written
+before it existed load with a warning (or silently when a registry entry vouches for them);
+:func:`add_checksum` upgrades them.
 
 Named weights ship inside the package (``crface/assets``) and are listed in
-``crface/assets/registry.json`` with their sha256, which is verified on every load.
+``crface/assets/registry.json`` with the sha256 of the whole file, which is verified on every load
+by name.
 """
 
 from __future__ import annotations
@@ -15,6 +23,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,8 +110,9 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
         digest = sha256_of(entry.path)
         if digest != entry.sha256:
             raise ValueError(
-                f"sha256 mismatch for {key!r} at {entry.path}: expected {entry.sha256}, got "
-                f"{digest}; the file is corrupt or was replaced. Registered names: {sorted(reg)}"
+                f"registry check failed: sha256 mismatch for {key!r} at {entry.path}: expected "
+                f"{entry.sha256}, got {digest}; the file is corrupt or was replaced (reinstall "
+                f"crface). Registered names: {sorted(reg)}"
             )
         return entry.path
     path = Path(key)
@@ -137,10 +149,55 @@ def save_weights(
         "state_dict": state,
         "metadata": dict(metadata or {}),
     }
+    return _write(path, payload)
+
+
+def _write(path: Path, payload: dict[str, Any]) -> Path:
+    """``torch.save`` ``payload`` with its :func:`checksum`, atomically."""
+    payload = {**payload, "checksum": checksum(payload)}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)  # never leave a half-written weights file behind
     return path
+
+
+def checksum(payload: dict[str, Any]) -> str:
+    """The ``"sha256:<hex>"`` digest a weights file stores of its own content.
+
+    It covers ``config`` and ``metadata`` (as sorted-key JSON) and every tensor of
+    ``state_dict`` in sorted name order (name, dtype, shape, then the raw bytes), so it does not
+    depend on how ``torch.save`` lays out the archive.
+
+    Args:
+        payload: a weights file's dict (its ``"checksum"`` entry, if any, is ignored).
+
+    Returns:
+        ``"sha256:"`` followed by 64 hex digits.
+    """
+    h = hashlib.sha256()
+    for part in ("config", "metadata"):
+        h.update(json.dumps(payload.get(part), sort_keys=True, default=repr).encode())
+    state = payload.get("state_dict") or {}
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return f"sha256:{h.hexdigest()}"
+
+
+def add_checksum(path: str | os.PathLike) -> Path:
+    """Rewrite a weights file written before checksums existed with its :func:`checksum`.
+
+    The config, metadata and tensors are kept exactly (same dtypes and bytes).
+
+    Raises:
+        ValueError: as :func:`load_weights` (an existing checksum must verify first).
+    """
+    path = Path(path)
+    payload = _read(path)
+    if "checksum" in payload:
+        _verify(path, payload)
+    return _write(path, payload)
 
 
 def load_weights(
@@ -156,14 +213,8 @@ def load_weights(
             format version; the message names the path.
     """
     path = Path(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated / foreign files
-        raise ValueError(
-            f"cannot read crface weights from {path}: {type(exc).__name__}: {exc}"
-        ) from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a crface weights file (no format={FORMAT!r} marker)")
+    payload = _read(path)
+    _verify(path, payload)
     if payload.get("format_version") != FORMAT_VERSION:
         raise ValueError(
             f"{path} has format_version {payload.get('format_version')!r}; this crface reads "
@@ -171,6 +222,59 @@ def load_weights(
         )
     config = RankerConfig.from_dict(payload["config"])
     return config, payload["state_dict"], payload.get("metadata", {})
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The payload of a weights file; every failure is one line naming ``path``."""
+    try:
+        with warnings.catch_warnings():  # e.g. torch's notes on a foreign pickle protocol
+            warnings.simplefilter("ignore", UserWarning)
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated / foreign files
+        if not zipfile.is_zipfile(path):
+            why = "not a torch.save archive: the file is truncated, corrupt or of another kind"
+        elif isinstance(exc, pickle.UnpicklingError):
+            why = (
+                "it holds Python objects other than tensors and plain data (crface never runs them)"
+            )
+        else:
+            why = f"the archive is damaged ({type(exc).__name__})"
+        # from None: torch's own message advises weights_only=False, which would run pickle code
+        raise ValueError(
+            f"cannot read crface weights from {path}: {why}; re-download or re-save it"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a crface weights file (no format={FORMAT!r} marker)")
+    return payload
+
+
+def _verify(path: Path, payload: dict[str, Any]) -> None:
+    """Check the embedded checksum; a file without one passes only if the registry vouches."""
+    stored = payload.get("checksum")
+    if stored is None:
+        entry = next((e for e in _registry().values() if _same_file(e.path, path)), None)
+        if entry is None or sha256_of(path) != entry.sha256:
+            warnings.warn(
+                f"{path} carries no embedded checksum (written by an older crface), so corruption "
+                "cannot be detected; upgrade it with crface.weights.add_checksum(path)",
+                UserWarning,
+                stacklevel=4,
+            )
+        return
+    actual = checksum(payload)
+    if stored != actual:
+        raise ValueError(
+            f"{path} failed its embedded sha256 checksum check: the file records {stored} but "
+            f"its config, metadata and tensors hash to {actual}; it was modified or corrupted "
+            "after it was written: re-download or re-save it"
+        )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.is_file() and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def build_model(path: str | os.PathLike) -> tuple[ConfidenceRanker, dict[str, Any]]:

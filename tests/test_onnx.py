@@ -102,3 +102,13 @@ def test_onnx_errors(pair, tmp_path) -> None:
     save(helper.make_model(graph), tmp_path / "plain.onnx")
     with pytest.raises(ValueError, match="carries no crface config"):
         Refiner.load(tmp_path / "plain.onnx", backend="onnxruntime")
+
+
+@pytest.mark.parametrize("content", [b"\x00garbage" * 100, b""], ids=["garbage", "truncated"])
+def test_corrupt_onnx_file_gives_one_line_naming_it(pair, tmp_path, content) -> None:
+    _, _, path = pair
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(content or path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"bad\.onnx.*not a valid ONNX model") as info:
+        Refiner.load(bad, backend="onnxruntime", device="cpu")
+    assert "\n" not in str(info.value) and "INVALID_PROTOBUF" not in str(info.value)

@@ -54,6 +54,7 @@ def test_state_dict_not_matching_config_raises(tmp_path) -> None:
     path = W.save_weights(tmp_path / "m.pt", random_model())
     payload = torch.load(path, weights_only=True)
     payload["config"]["fpn_channels"] = 32
+    payload["checksum"] = W.checksum(payload)
     torch.save(payload, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="do not match their config"):
         Refiner.load(tmp_path / "bad.pt")
@@ -63,6 +64,7 @@ def test_unknown_format_version_raises(tmp_path) -> None:
     path = W.save_weights(tmp_path / "m.pt", random_model())
     payload = torch.load(path, weights_only=True)
     payload["format_version"] = 99
+    payload["checksum"] = W.checksum(payload)
     torch.save(payload, path)
     with pytest.raises(ValueError, match="format_version 99"):
         W.load_weights(path)
@@ -113,3 +115,95 @@ def test_register_weights_writes_entry(fake_registry, tmp_path) -> None:
     assert entry.trained is False and entry.path.is_file()
     assert {r["name"] for r in W.list_weights()} == {"tiny", "other"}
     assert W.resolve("other") == entry.path
+
+
+# ----------------------------------------------------------------------------- issue 12
+
+
+def _flip_tensor_byte(path) -> None:
+    """Flip one byte inside the largest tensor record of a torch.save zip (not its headers)."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        info = max((i for i in zf.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack(
+        "<HH", data[info.header_offset + 26 : info.header_offset + 30]
+    )
+    at = info.header_offset + 30 + name_len + extra_len + info.file_size // 2
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("name", ["garbage.pt", "trunc.pt", "pickled.pt"])
+def test_unreadable_weights_give_one_line_without_torch_advice(tmp_path, name) -> None:
+    import pickle
+
+    path = W.save_weights(tmp_path / "m.pt", random_model())
+    data = path.read_bytes()
+    content = {
+        "garbage.pt": b"\x00garbage" * 100,
+        "trunc.pt": data[: len(data) // 2],
+        "pickled.pt": pickle.dumps({"fn": print}),
+    }[name]
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError) as info:
+        Refiner.load(tmp_path / name, device="cpu")
+    message = str(info.value)
+    assert name in message and "\n" not in message
+    assert "weights_only" not in message and "arbitrary code" not in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_flipped_byte_fails_the_embedded_checksum(tmp_path) -> None:
+    path = W.save_weights(tmp_path / "m.pt", random_model(), {"trained": True})
+    Refiner.load(path, device="cpu")
+    _flip_tensor_byte(path)
+    with pytest.raises(ValueError, match=r"m\.pt.*embedded sha256 checksum"):
+        Refiner.load(path, device="cpu")
+    with pytest.raises(ValueError, match="embedded sha256 checksum"):
+        W.load_weights(path)
+
+
+def test_named_weights_name_the_check_that_failed(fake_registry) -> None:
+    _flip_tensor_byte(fake_registry)
+    with pytest.raises(ValueError, match="registry"):
+        Refiner.load("tiny")
+    reg = json.loads(W.REGISTRY_FILE.read_text())
+    reg["tiny"]["sha256"] = W.sha256_of(fake_registry)  # a registry made from the corrupt file
+    W.REGISTRY_FILE.write_text(json.dumps(reg))
+    with pytest.raises(ValueError, match="embedded sha256 checksum"):
+        Refiner.load("tiny")
+
+
+def _strip_checksum(path) -> None:
+    payload = torch.load(path, weights_only=True)
+    del payload["checksum"]
+    torch.save(payload, path)
+
+
+def test_files_without_checksum_warn_by_path_and_pass_by_name(fake_registry, tmp_path) -> None:
+    old = W.save_weights(tmp_path / "old.pt", random_model())
+    _strip_checksum(old)
+    with pytest.warns(UserWarning, match=r"old\.pt carries no embedded checksum.*add_checksum"):
+        Refiner.load(old, device="cpu")
+    _strip_checksum(fake_registry)
+    reg = json.loads(W.REGISTRY_FILE.read_text())
+    reg["tiny"]["sha256"] = W.sha256_of(fake_registry)
+    W.REGISTRY_FILE.write_text(json.dumps(reg))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Refiner.load("tiny", device="cpu")  # the registry's sha256 vouches for it
+    W.add_checksum(old)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Refiner.load(old, device="cpu")
+
+
+@pytest.mark.parametrize("name", ["crface-small", "crface-boxes"])
+def test_shipped_weights_embed_their_checksum(name) -> None:
+    payload = torch.load(W.ASSETS / f"{name}.pt", weights_only=True)
+    assert payload["checksum"] == W.checksum(payload)
