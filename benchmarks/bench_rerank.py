@@ -62,7 +62,7 @@ def main() -> int:
             model = ConfidenceRanker(cfg)
             cands = make_candidates(n, w, h)
             for dev in devices:
-                r = Refiner.from_model(model, device=dev)
+                r = Refiner.from_model(model, device=dev, threads=args.threads)
                 variants[f"rerank torch-{dev} S={size} N={n}"] = (r, cands)
             try:
                 from crface.refiner import export_onnx
@@ -70,7 +70,7 @@ def main() -> int:
                 buf = io.BytesIO()
                 export_onnx(model, buf)
                 for dev in devices:
-                    r = Refiner.from_onnx(buf.getvalue(), dev, 1)
+                    r = Refiner.from_onnx(buf.getvalue(), dev, 1, threads=args.threads)
                     variants[f"rerank onnxruntime-{r.device.type} S={size} N={n}"] = (r, cands)
             except ImportError as exc:
                 print(f"skipping onnxruntime: {exc}", file=sys.stderr)

@@ -150,10 +150,13 @@ def timing(weights: list[Path], n: int) -> dict:
     for path in weights:
         prefix = f"{path.stem} " if len(weights) > 1 else ""
         model, meta = build_model(path)
-        refiners[f"{prefix}torch"] = Refiner.from_model(model, device="auto", metadata=meta)
+        # threads=0: time at the process's torch thread count, the one recorded below
+        refiners[f"{prefix}torch"] = Refiner.from_model(
+            model, device="auto", metadata=meta, threads=0
+        )
         try:
             refiners[f"{prefix}onnxruntime"] = Refiner.load(
-                path, backend="onnxruntime", device="auto"
+                path, backend="onnxruntime", device="auto", threads=torch.get_num_threads()
             )
         except ImportError as exc:  # the onnx extra is optional
             print(f"timing: no onnxruntime rows ({exc})", file=sys.stderr)

@@ -4,6 +4,8 @@ Each sub-command lives in its own module under ``crface._cli`` exposing ``regist
 (modules whose names start with ``_`` are shared helpers),
 which adds a parser whose ``func(args) -> int`` does the work. User errors raise ``CLIError`` (or
 ValueError / FileNotFoundError / ImportError / TypeError) and become a one-line message and exit 2.
+Messages and warnings from the library name Python keywords (``invalid='drop'``); they are printed
+with the flags instead (``--invalid drop``, see :func:`crface._cli._common.to_flags`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 from collections.abc import Sequence
 
 from crface import _cli
+from crface._cli._common import to_flags
 
 
 class CLIError(Exception):
@@ -42,10 +46,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"crface {args.command}: warning: {to_flags(str(message))}", file=sys.stderr)
+
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            return int(args.func(args) or 0)
     except (CLIError, ValueError, TypeError, FileNotFoundError, ImportError) as exc:
-        print(f"crface {args.command}: error: {exc}", file=sys.stderr)
+        print(f"crface {args.command}: error: {to_flags(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"crface {args.command}: interrupted", file=sys.stderr)

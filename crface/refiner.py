@@ -27,12 +27,17 @@ from crface.types import Detections
 from crface.weights import build_model, resolve
 
 BACKENDS = ("torch", "onnxruntime")
-INVALID_POLICIES = ("raise", "drop")
+INVALID_POLICIES = ("drop_empty", "raise", "drop")
 NMS_METHODS = ("hard", "soft", "soft_gaussian", "vote", None)
 # Scores this far outside [0, 1] are float noise and get clipped; farther is a user error.
 _SCORE_TOL = 1e-4
 _ONNX_CONFIG_KEY = "crface_config"
 _ONNX_META_KEY = "crface_metadata"
+# Intra-op threads of the ranker's own forward when threads=None: one small forward per image
+# gains little from more, and loses much when cores are shared (see Refiner's docstring).
+DEFAULT_THREADS = 1
+# Every box inside [0, 1] of an image larger than this (pixels, on its longer side): normalised.
+_NORMALISED_MIN_SIDE = 16
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ class Candidates:
 
     boxes: Tensor  # [N, 4] float32 xyxy pixels
     scores: Tensor  # [N] float32 in [0, 1]
-    ok: Tensor  # [N] bool: rows that take part (False only for rows dropped by invalid="drop")
+    ok: Tensor  # [N] bool: rows that take part (False for rows dropped by the invalid= policy)
     landmarks: Tensor | None  # [N, L, 2] or None
 
 
@@ -57,28 +62,38 @@ def prepare_candidates(
     *,
     landmarks: Any = None,
     box_format: str = "xyxy",
-    invalid: str = "raise",
+    invalid: str = "drop_empty",
+    image_size: tuple[int, int] | None = None,
 ) -> Candidates:
     """Validate one image's candidates and convert them to the canonical format.
 
     Policies:
         * NaN or infinite boxes/scores always raise (a detector bug, never silently dropped).
-        * Boxes of zero or negative width/height: ``invalid="raise"`` (default) lists the rows;
-          ``invalid="drop"`` excludes them: they get refined score 0 and never appear in results.
+        * Boxes of zero width or height (what clipping to the image leaves of a box outside it):
+          ``invalid="drop_empty"`` (default) excludes them and warns once per call with their
+          count and rows (a ``UserWarning``); ``invalid="drop"`` excludes them silently;
+          ``invalid="raise"`` lists them in a ValueError. Excluded rows get refined score 0 and
+          never appear in results.
+        * Boxes of negative width or height (``x2 < x1``: usually ``x, y, w, h`` boxes passed as
+          xyxy) raise, naming ``box_format``, except under ``invalid="drop"``, which excludes them.
         * Scores must be probabilities in [0, 1] (values within 1e-4 of the range are clipped);
           apply sigmoid/softmax to logits first.
+        * With ``image_size``, boxes that all lie inside [0, 1] of an image larger than 16 pixels
+          raise: they are normalised coordinates, not pixels.
 
     Args:
         boxes: ``(N, 4)`` array-like in ``box_format`` pixels.
         scores: ``(N,)`` array-like.
         landmarks: optional ``(N, L, 2)`` (or ``(N, 2L)``) pixel coordinates, passed through.
         box_format: ``"xyxy"``, ``"xywh"`` or ``"cxcywh"``.
-        invalid: ``"raise"`` or ``"drop"`` for degenerate boxes.
+        invalid: ``"drop_empty"``, ``"drop"`` or ``"raise"`` (see the policies above).
+        image_size: ``(height, width)`` of the image in pixels, to catch normalised boxes.
 
     Raises:
         TypeError: non-numeric input.
-        ValueError: wrong shapes, mismatched lengths, NaN/inf, scores out of range, or degenerate
-            boxes under ``invalid="raise"``.
+        ValueError: wrong shapes, mismatched lengths, NaN/inf, scores out of range, normalised
+            boxes, negative-size boxes (unless ``invalid="drop"``), or zero-size boxes under
+            ``invalid="raise"``.
     """
     if box_format not in BOX_FORMATS:
         raise ValueError(f"box_format must be one of {BOX_FORMATS}; got {box_format!r}")
@@ -111,13 +126,10 @@ def prepare_candidates(
             f"(range [{s.min():.4g}, {s.max():.4g}]). Apply sigmoid/softmax to logits first."
         )
     s = s.clamp(0, 1)
+    if image_size is not None:
+        _check_pixels(b, image_size)
     b = convert_boxes(b, box_format, "xyxy")
-    ok = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
-    if invalid == "raise" and not ok.all():
-        raise ValueError(
-            f"boxes with zero or negative width/height in rows {_rows(~ok)} (after {box_format} -> "
-            "xyxy); pass invalid='drop' to ignore them"
-        )
+    ok = _check_sizes(b, box_format, invalid)
     lm = None
     if landmarks is not None:
         lm = as_float_tensor(landmarks, "landmarks", finite=False).cpu()
@@ -129,6 +141,85 @@ def prepare_candidates(
                 f"{tuple(landmarks.shape) if hasattr(landmarks, 'shape') else type(landmarks).__name__}"
             )
     return Candidates(b, s, ok, lm)
+
+
+def _check_pixels(boxes: Tensor, image_size: tuple[int, int]) -> None:
+    """Refuse boxes that are all inside [0, 1] of an image too large for that to be pixels."""
+    h, w = (int(v) for v in image_size)
+    if not len(boxes) or max(h, w) <= _NORMALISED_MIN_SIDE:
+        return
+    if bool(((boxes >= 0) & (boxes <= 1)).all()):
+        raise ValueError(
+            f"all {len(boxes)} boxes lie inside [0, 1] but the image is {w}x{h} pixels: they look "
+            f"normalised. Pass pixels: multiply x by the image width ({w}) and y by its height "
+            f"({h}); for an adapter's output use crface.adapters.generic.from_boxes(..., "
+            f"normalized=True, image_size=({h}, {w}))"
+        )
+
+
+def _check_sizes(boxes: Tensor, box_format: str, invalid: str) -> Tensor:
+    """Apply the ``invalid`` policy to xyxy ``boxes``; returns the mask of usable rows."""
+    ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    negative = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+    if invalid != "drop" and negative.any():
+        hint = (
+            "if they are x, y, width, height pass box_format='xywh' (or 'cxcywh' for centre, size)"
+            if box_format == "xyxy"
+            else f"check the width/height columns of your {box_format} boxes"
+        )
+        raise ValueError(
+            f"boxes with negative width/height (x2 < x1 or y2 < y1 after {box_format} -> xyxy) "
+            f"in rows {_rows(negative)}: {hint}; invalid='drop' ignores such rows"
+        )
+    empty = ~ok & ~negative
+    if empty.any() and invalid == "raise":
+        raise ValueError(
+            f"boxes with zero width/height in rows {_rows(empty)}; invalid='drop_empty' (the "
+            "default) drops them with a warning"
+        )
+    if empty.any() and invalid == "drop_empty":
+        warnings.warn(
+            f"dropped {int(empty.sum())} of {len(boxes)} boxes with zero width/height (rows "
+            f"{_rows(empty)}): they get refined score 0; invalid='drop' drops them silently, "
+            "invalid='raise' refuses them",
+            UserWarning,
+            stacklevel=4,
+        )
+    return ok
+
+
+@contextlib.contextmanager
+def intra_op_threads(threads: int | None):
+    """Run the enclosed torch code with ``threads`` intra-op threads, then restore the setting.
+
+    ``torch.set_num_threads`` is process-wide: other Python threads running torch meanwhile see
+    the temporary value too.
+
+    Args:
+        threads: ``None``: ``min(torch.get_num_threads(), DEFAULT_THREADS)``; ``0``: leave torch's
+            setting alone; ``n > 0``: exactly ``n``.
+    """
+    before = torch.get_num_threads()
+    want = min(before, DEFAULT_THREADS) if threads is None else threads or before
+    if want == before:
+        yield
+        return
+    torch.set_num_threads(want)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _check_threads(threads: Any) -> int | None:
+    expected = f"None (the default: {DEFAULT_THREADS}), 0 (torch's own setting) or a positive int"
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, int):
+        raise TypeError(f"threads must be {expected}; got {type(threads).__name__}")
+    if threads < 0:
+        raise ValueError(f"threads must be {expected}; got {threads}")
+    return threads
 
 
 class _TorchBackend:
@@ -190,6 +281,14 @@ class Refiner:
     Build one with :meth:`load`. Feed it the detector's candidates *before* NMS (or with a very
     low NMS/score threshold): the ranker re-orders them and does the suppression itself.
 
+    Threads: by default the ranker's own forward runs with one intra-op thread (``threads=None``,
+    at most torch's current setting), set for the call and restored after it
+    (``torch.set_num_threads`` is process-wide, so torch code in other Python threads meanwhile
+    runs with it too). One small forward per image gains little from more threads and, on
+    shared or busy cores, torch's default count can make it many times slower. ``threads=0``
+    leaves torch's setting alone; ``threads=n`` uses ``n``. The onnxruntime backend gets the same
+    count as its session's ``intra_op_num_threads`` (0: onnxruntime's default).
+
     Example:
         >>> import numpy as np
         >>> refiner = Refiner.load("crface-small", device="cpu")
@@ -211,6 +310,7 @@ class Refiner:
         batch_size: int = 8,
         strength: float | None = None,
         detector: str | None = None,
+        threads: int | None = None,
     ) -> None:
         self.config = config
         self.metadata = dict(metadata or {})
@@ -220,6 +320,7 @@ class Refiner:
         self.model = model
         self._forward = forward
         self.strength = _pick_strength(self.metadata, strength, detector)
+        self.threads = _check_threads(threads)
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -232,6 +333,7 @@ class Refiner:
         batch_size: int = 8,
         strength: float | None = None,
         detector: str | None = None,
+        threads: int | None = None,
     ) -> Refiner:
         """Load a registered model (see :func:`crface.list_weights`) or a weights / ``.onnx`` file.
 
@@ -247,20 +349,24 @@ class Refiner:
                 for ``detector`` when given, else 1.
             detector: the detector producing the candidates (e.g. ``"retinaface"``), to use the
                 strength measured for it. Names the weights do not know raise (listing them).
+            threads: intra-op threads of the ranker's forward (see the class docstring):
+                ``None`` (default) one, ``0`` torch's / onnxruntime's own setting, ``n`` that many.
 
         Raises:
-            ValueError: unknown backend/device/detector, bad strength, corrupt file, checksum
-                mismatch.
+            ValueError: unknown backend/device/detector, bad strength or threads, a corrupt or
+                truncated weights / ``.onnx`` file, a failed registry or embedded checksum.
             FileNotFoundError: unknown name and no such file (the message lists registered names).
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
         _check_device_name(device)  # fail on a bad device before reading any file
+        _check_threads(threads)
+        options = {"strength": strength, "detector": detector, "threads": threads}
         path = resolve(name_or_path)
         if path.suffix == ".onnx":
             if backend != "onnxruntime":
                 raise ValueError(f"{path} is an ONNX model: load it with backend='onnxruntime'")
-            return cls.from_onnx(path, device, batch_size, strength=strength, detector=detector)
+            return cls.from_onnx(path, device, batch_size, **options)
         model, metadata = build_model(path)
         if metadata.get("trained") is False:
             warnings.warn(
@@ -272,16 +378,9 @@ class Refiner:
         if backend == "onnxruntime":
             buf = io.BytesIO()
             export_onnx(model, buf, metadata)
-            return cls.from_onnx(
-                buf.getvalue(), device, batch_size, strength=strength, detector=detector
-            )
+            return cls.from_onnx(buf.getvalue(), device, batch_size, **options)
         return cls.from_model(
-            model,
-            device=device,
-            metadata=metadata,
-            batch_size=batch_size,
-            strength=strength,
-            detector=detector,
+            model, device=device, metadata=metadata, batch_size=batch_size, **options
         )
 
     @classmethod
@@ -294,9 +393,10 @@ class Refiner:
         batch_size: int = 8,
         strength: float | None = None,
         detector: str | None = None,
+        threads: int | None = None,
     ) -> Refiner:
         """Wrap an in-memory :class:`~crface.model.ConfidenceRanker` (e.g. during training);
-        ``strength`` / ``detector`` as in :meth:`load`."""
+        ``strength`` / ``detector`` / ``threads`` as in :meth:`load`."""
         dev = _resolve_device(device)
         return cls(
             model.config,
@@ -308,6 +408,7 @@ class Refiner:
             batch_size=batch_size,
             strength=strength,
             detector=detector,
+            threads=threads,
         )
 
     @classmethod
@@ -319,10 +420,14 @@ class Refiner:
         *,
         strength: float | None = None,
         detector: str | None = None,
+        threads: int | None = None,
     ) -> Refiner:
         """Run an ONNX export (a path or the serialised bytes) on onnxruntime; ``strength`` /
-        ``detector`` as in :meth:`load`."""
-        session = ort_session(source, device)
+        ``detector`` / ``threads`` as in :meth:`load`."""
+        options = require("onnxruntime", "running ONNX models").SessionOptions()
+        threads = _check_threads(threads)
+        options.intra_op_num_threads = DEFAULT_THREADS if threads is None else threads
+        session = ort_session(source, device, sess_options=options)
         props = session.get_modelmeta().custom_metadata_map
         if _ONNX_CONFIG_KEY not in props:
             raise ValueError(
@@ -341,6 +446,7 @@ class Refiner:
             batch_size=batch_size,
             strength=strength,
             detector=detector,
+            threads=threads,
         )
 
     def to(self, device: str | torch.device) -> Refiner:
@@ -360,6 +466,13 @@ class Refiner:
     # ---------------------------------------------------------------- scoring
     def _refine(self, images: Sequence[np.ndarray], cands: Sequence[Candidates]) -> list[Tensor]:
         """Refined scores for every row of every image (dropped rows 0; rows past N unchanged)."""
+        # onnxruntime got its thread count at session creation
+        with intra_op_threads(0 if self.model is None else self.threads):
+            return self._refine_rows(images, cands)
+
+    def _refine_rows(
+        self, images: Sequence[np.ndarray], cands: Sequence[Candidates]
+    ) -> list[Tensor]:
         cfg = self.config
         results: list[Tensor] = [c.scores.clone() for c in cands]
         jobs = []
@@ -400,21 +513,24 @@ class Refiner:
         scores: Any,
         *,
         box_format: str = "xyxy",
-        invalid: str = "raise",
+        invalid: str = "drop_empty",
     ) -> Tensor:
         """Refined confidence for every input row, without NMS.
 
         Args:
-            image: ``HxWx3`` uint8 RGB array, PIL image, ``CxHxW`` tensor or image path.
+            image: ``HxWx3`` RGB array, PIL image, ``CxHxW`` tensor or image path (uint8, or
+                float on the 0-1 or 0-255 scale: see :func:`crface.imageio.as_rgb_array`).
             boxes: ``(N, 4)`` candidates in ``box_format`` pixels (numpy, torch or lists).
             scores: ``(N,)`` detector confidences in [0, 1].
             box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``.
-            invalid: policy for zero/negative-size boxes (see :func:`prepare_candidates`).
+            invalid: policy for zero/negative-size boxes (see :func:`prepare_candidates`):
+                ``"drop_empty"`` (default) drops zero-size rows with a warning giving their
+                count, ``"drop"`` drops zero- and negative-size rows silently, ``"raise"``.
 
         Returns:
             ``Tensor[N]`` float32 on the CPU, aligned with the input rows. Only the top
             ``config.num_boxes`` rows by score are refined; the others keep their input score.
-            Rows dropped by ``invalid="drop"`` get 0.
+            Dropped rows get 0.
 
         Example:
             >>> import numpy as np
@@ -422,8 +538,11 @@ class Refiner:
             >>> r.refine_scores(np.zeros((64, 64, 3), np.uint8), [[1, 1, 20, 20]], [0.7]).shape
             torch.Size([1])
         """
-        cand = prepare_candidates(boxes, scores, box_format=box_format, invalid=invalid)
-        return self._refine([as_rgb_array(image)], [cand])[0]
+        img = as_rgb_array(image)
+        cand = prepare_candidates(
+            boxes, scores, box_format=box_format, invalid=invalid, image_size=img.shape[:2]
+        )
+        return self._refine([img], [cand])[0]
 
     def rerank(
         self,
@@ -437,12 +556,13 @@ class Refiner:
         nms_iou: float = 0.4,
         score_threshold: float = 0.02,
         max_det: int | None = 750,
-        invalid: str = "raise",
+        invalid: str = "drop_empty",
     ) -> Detections:
         """Refine the candidates' confidences, then suppress duplicates.
 
         Args:
-            image: ``HxWx3`` uint8 RGB array, PIL image, ``CxHxW`` tensor or image path.
+            image: ``HxWx3`` RGB array, PIL image, ``CxHxW`` tensor or image path (uint8, or
+                float on the 0-1 or 0-255 scale: see :func:`crface.imageio.as_rgb_array`).
             boxes: ``(N, 4)`` candidates before NMS in ``box_format`` pixels, or a
                 :class:`~crface.types.Detections` from an adapter (then leave ``scores`` and
                 ``landmarks`` unset).
@@ -455,14 +575,24 @@ class Refiner:
             score_threshold: drop candidates whose refined score is below this before NMS (0.02
                 as RetinaFace's WIDER protocol; raise it, e.g. 0.5, for display).
             max_det: keep at most this many detections (``None`` for all).
-            invalid: policy for zero/negative-size boxes (see :func:`prepare_candidates`).
+            invalid: policy for zero/negative-size boxes (see :func:`prepare_candidates`):
+                ``"drop_empty"`` (default) drops zero-width/height rows (e.g. boxes clipped to
+                nothing) and reports their count in a ``UserWarning``; negative sizes still
+                raise. ``"drop"`` drops both silently; ``"raise"`` refuses both.
 
         Returns:
             :class:`~crface.types.Detections` sorted by refined score; ``indices`` are rows of
             the input. Empty input gives an empty result.
+
+        Raises:
+            ValueError: bad candidates (see :func:`prepare_candidates`: NaN/inf, scores outside
+                [0, 1], normalised boxes, sizes the ``invalid`` policy refuses), bad image or
+                options.
+            TypeError: non-numeric candidates or an unsupported image type.
         """
-        cand = self._candidates(boxes, scores, landmarks, box_format, invalid)
-        refined = self._refine([as_rgb_array(image)], [cand])[0]
+        img = as_rgb_array(image)
+        cand = self._candidates(boxes, scores, landmarks, box_format, invalid, img.shape[:2])
+        refined = self._refine([img], [cand])[0]
         return self._suppress(cand, refined, nms, nms_iou, score_threshold, max_det)
 
     def rerank_batch(
@@ -477,7 +607,7 @@ class Refiner:
         nms_iou: float = 0.4,
         score_threshold: float = 0.02,
         max_det: int | None = 750,
-        invalid: str = "raise",
+        invalid: str = "drop_empty",
     ) -> list[Detections]:
         """:meth:`rerank` for many images with batched forward passes (``batch_size`` at a time).
 
@@ -492,6 +622,7 @@ class Refiner:
         ):
             if seq is not None and len(seq) != n:
                 raise ValueError(f"{name} has {len(seq)} entries for {n} images")
+        arrays = [as_rgb_array(im) for im in images]
         cands = [
             self._candidates(
                 boxes_list[i],
@@ -499,10 +630,11 @@ class Refiner:
                 None if landmarks_list is None else landmarks_list[i],
                 box_format,
                 invalid,
+                arrays[i].shape[:2],
             )
             for i in range(n)
         ]
-        refined = self._refine([as_rgb_array(im) for im in images], cands)
+        refined = self._refine(arrays, cands)
         return [
             self._suppress(c, r, nms, nms_iou, score_threshold, max_det)
             for c, r in zip(cands, refined)
@@ -510,7 +642,12 @@ class Refiner:
 
     @staticmethod
     def _candidates(
-        boxes: Any, scores: Any, landmarks: Any, box_format: str, invalid: str
+        boxes: Any,
+        scores: Any,
+        landmarks: Any,
+        box_format: str,
+        invalid: str,
+        image_size: tuple[int, int],
     ) -> Candidates:
         if isinstance(boxes, Detections):
             if scores is not None or landmarks is not None:
@@ -522,7 +659,12 @@ class Refiner:
         elif scores is None:
             raise TypeError("scores is required when boxes is not a Detections")
         return prepare_candidates(
-            boxes, scores, landmarks=landmarks, box_format=box_format, invalid=invalid
+            boxes,
+            scores,
+            landmarks=landmarks,
+            box_format=box_format,
+            invalid=invalid,
+            image_size=image_size,
         )
 
     @staticmethod

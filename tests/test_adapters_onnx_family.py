@@ -332,9 +332,12 @@ def test_input_size_is_a_deprecated_alias_of_image_size(module, raw):
     with pytest.warns(DeprecationWarning, match=r"input_size= is deprecated.*image_size="):
         got = module.to_detections(raw(), input_size=SIZE)
     torch.testing.assert_close(got.boxes, want.boxes)
-    with pytest.warns(DeprecationWarning):
+    with pytest.warns(DeprecationWarning, match="input_size"):
         torch.testing.assert_close(
             module.decode_raw(raw(), input_size=SIZE).boxes, module.decode_raw(raw(), SIZE).boxes
         )
-    with pytest.raises(TypeError, match="not both"), pytest.warns(DeprecationWarning):
+    with (
+        pytest.raises(TypeError, match="not both"),
+        pytest.warns(DeprecationWarning, match="input_size"),
+    ):
         module.to_detections(raw(), image_size=SIZE, input_size=SIZE)

@@ -220,3 +220,24 @@ def test_export_then_rerank_on_onnxruntime(tmp_path, image_file, capsys) -> None
         == 0
     )
     assert read_detections(tmp_path / "o.json").indices.tolist() == [0]
+
+
+def test_cli_errors_name_flags_not_python_keywords(tmp_path, image_file, capsys) -> None:
+    np.save(tmp_path / "c.npy", np.array([[50, 40, 20, 25, 0.9]]))  # x y w h read as xyxy
+    base = ["rerank", str(image_file), "--detections", str(tmp_path / "c.npy")]
+    base += ["--out", str(tmp_path / "o.json")]
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert "--box-format xywh" in err and "box_format=" not in err and "invalid=" not in err
+    assert main([*base, "--for-detector", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "--strength" in err and "strength=" not in err
+
+
+def test_cli_warnings_name_flags(tmp_path, image_file, capsys) -> None:
+    np.save(tmp_path / "c.npy", np.array([[5, 5, 5, 30, 0.9], [10, 10, 40, 40, 0.8]]))
+    argv = ["rerank", str(image_file), "--detections", str(tmp_path / "c.npy")]
+    assert main([*argv, "--out", str(tmp_path / "o.json")]) == 0
+    err = capsys.readouterr().err
+    assert "crface rerank: warning: dropped 1 of 2" in err and "--invalid raise" in err
+    assert "invalid=" not in err

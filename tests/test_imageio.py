@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from crface.imageio import as_rgb_array, load_image
@@ -41,3 +42,22 @@ def test_load_image_without_orientation_is_unchanged(tmp_path) -> None:
     path = tmp_path / "plain.png"
     Image.fromarray(_upright()).save(path)
     np.testing.assert_array_equal(load_image(path), _upright())
+
+
+_GREY = np.arange(0, 240, 10, dtype=np.uint8).reshape(4, 6)[..., None].repeat(3, axis=2)
+
+
+@pytest.mark.parametrize("scale", [1.0, 255.0], ids=["0-1", "0-255"])
+@pytest.mark.parametrize("kind", ["numpy_hwc", "torch_chw"])
+def test_float_images_one_rule_for_numpy_and_torch(scale, kind) -> None:
+    values = _GREY.astype(np.float32) / 255 * scale
+    image = values if kind == "numpy_hwc" else torch.from_numpy(values).permute(2, 0, 1)
+    np.testing.assert_array_equal(as_rgb_array(image), _GREY)
+
+
+@pytest.mark.parametrize("kind", ["numpy_hwc", "torch_chw"])
+def test_float_images_outside_both_scales_raise(kind) -> None:
+    values = (_GREY.astype(np.float32) - 128) / 64  # mean/std normalised
+    image = values if kind == "numpy_hwc" else torch.from_numpy(values).permute(2, 0, 1)
+    with pytest.raises(ValueError, match=r"\[0, 1\] or \[0, 255\].*normalis"):
+        as_rgb_array(image)

@@ -150,9 +150,8 @@ BAD_CANDIDATES = [
         [[0, 0, 1, 1], [5, 5, 2, 8]],
         [0.5, 0.5],
         ValueError,
-        r"zero or negative.*\[1\]",
+        r"negative width/height.*\[1\]",
     ),
-    ("zero_size", [[0, 0, 0, 1]], [0.5], ValueError, r"zero or negative.*\[0\]"),
     ("strings", "boxes", [0.5], TypeError, "numeric array"),
     ("bool", np.ones((1, 4), bool), [0.5], TypeError, "real numbers"),
 ]
@@ -172,10 +171,10 @@ def test_bad_candidates_raise_clear_errors(
     ("image", "exc", "match"),
     [
         ("not/a/file.png", FileNotFoundError, "not found"),
-        (np.zeros((10, 10, 3), np.float32), ValueError, "uint8"),
+        (np.full((10, 10, 3), -1, np.float32), ValueError, r"\[0, 1\] or \[0, 255\]"),
         (np.zeros((10, 10, 2), np.uint8), ValueError, "HxWx3"),
         (np.zeros((0, 10, 3), np.uint8), ValueError, "empty"),
-        (torch.rand(3, 4, 5) * 2, ValueError, r"\[0, 1\]"),
+        (torch.rand(3, 4, 5) * 300, ValueError, r"\[0, 1\] or \[0, 255\]"),
         ({"x": 1}, TypeError, "image must be"),
     ],
 )
@@ -324,3 +323,58 @@ def test_strength_from_weights_metadata() -> None:
         Refiner.from_model(model, device="cpu", strength=-1.0)
     with pytest.raises(TypeError, match="strength must be a number"):
         Refiner.from_model(model, device="cpu", strength="1")
+
+
+# ----------------------------------------------------------------------------- issue 12
+
+
+def test_normalised_boxes_are_refused_with_a_pixel_hint(refiner: Refiner) -> None:
+    boxes, scores = random_boxes(6, 160, 120)
+    unit = boxes / torch.tensor([160.0, 120, 160, 120])
+    with pytest.raises(ValueError, match=r"inside \[0, 1\].*160x120.*width.*height") as info:
+        refiner.rerank(IMG, unit, scores)
+    assert "normalized=True" in str(info.value)
+    # pixel boxes that happen to be small, in a tiny image, still pass
+    tiny = np.zeros((12, 12, 3), np.uint8)
+    assert refiner.refine_scores(tiny, [[0.1, 0.1, 0.9, 0.9]], [0.5]).shape == (1,)
+    assert len(refiner.rerank(IMG, [[0.0, 0, 1, 1], [2, 2, 30, 30]], [0.5, 0.4])) >= 1
+
+
+def test_empty_boxes_are_dropped_and_counted_by_default(refiner: Refiner) -> None:
+    boxes, scores = random_boxes(6, 160, 120)
+    boxes[[1, 4], 2] = boxes[[1, 4], 0]  # clipped to zero width
+    with pytest.warns(UserWarning, match=r"dropped 2 of 6 .*zero width/height.*\[1, 4\]"):
+        faces = refiner.rerank(IMG, boxes, scores, score_threshold=0)
+    assert not {1, 4} & set(faces.indices.tolist())
+    with pytest.warns(UserWarning, match="dropped 2 of 6"):
+        refined = refiner.refine_scores(IMG, boxes, scores)
+    assert refined[1] == refined[4] == 0
+    with pytest.raises(ValueError, match=r"zero width/height in rows \[1, 4\]"):
+        refiner.rerank(IMG, boxes, scores, invalid="raise")
+    bad = boxes.clone()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        refiner.rerank(IMG, bad, scores)
+
+
+def test_negative_size_boxes_suggest_the_box_format(refiner: Refiner) -> None:
+    xywh = torch.tensor([[50.0, 40, 20, 25], [60, 30, 30, 30]])  # x, y, w, h read as xyxy
+    with pytest.raises(ValueError, match=r"negative width/height.*box_format='xywh'") as info:
+        refiner.rerank(IMG, xywh, [0.9, 0.8])
+    assert "invalid='drop'" not in str(info.value).split("box_format='xywh'")[0]
+    assert len(refiner.rerank(IMG, xywh, [0.9, 0.8], box_format="xywh")) >= 1
+
+
+@pytest.mark.parametrize("threads", [None, 1])
+def test_threads_option_restores_the_global_setting(threads) -> None:
+    before = torch.get_num_threads()
+    seen = []
+    r = Refiner.from_model(random_model(), device="cpu", threads=threads)
+    forward = r._forward
+    r._forward = lambda *a: (seen.append(torch.get_num_threads()), forward(*a))[1]
+    boxes, scores = random_boxes(5, 160, 120)
+    r.refine_scores(IMG, boxes, scores)
+    assert seen == [1] and torch.get_num_threads() == before
+    assert Refiner.from_model(random_model(), device="cpu", threads=0).threads == 0
+    with pytest.raises(ValueError, match="threads must be"):
+        Refiner.from_model(random_model(), device="cpu", threads=-2)

@@ -1,10 +1,47 @@
-"""Arguments shared by sub-commands that run a ranker."""
+"""Arguments shared by sub-commands that run a ranker, and the translation of Python keyword
+hints in messages into the flags of the command line."""
 
 from __future__ import annotations
 
 import argparse
+import re
 
 from crface.refiner import NMS_METHODS
+
+# Python keyword -> the flag that sets it, for keywords whose flag is not simply --kebab-case.
+_FLAG_OF = {"detector": "--for-detector"}
+_KEYWORDS = (
+    "invalid",
+    "box_format",
+    "strength",
+    "detector",
+    "backend",
+    "device",
+    "nms_iou",
+    "nms",
+    "score_threshold",
+    "max_det",
+    "iou_threshold",
+)
+_KEYWORD_HINT = re.compile(
+    rf"(?<![\w.])({'|'.join(_KEYWORDS)})=(?:'([^']*)'|\"([^\"]*)\"|([-+]?[\d.]+))?"
+)
+
+
+def to_flags(message: str) -> str:
+    """Rewrite the Python keyword hints of a library message as command-line flags.
+
+    Example:
+        >>> to_flags("pass box_format='xywh'; invalid='drop' ignores them; pass strength= too")
+        'pass --box-format xywh; --invalid drop ignores them; pass --strength too'
+    """
+
+    def flag(m: re.Match) -> str:
+        name = _FLAG_OF.get(m[1], "--" + m[1].replace("_", "-"))
+        value = next((v for v in m.groups()[1:] if v is not None), None)
+        return name if value is None else f"{name} {value}"
+
+    return _KEYWORD_HINT.sub(flag, message)
 
 
 def add_refiner_args(p: argparse.ArgumentParser) -> None:

@@ -28,9 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--box-format", default="xyxy", choices=["xyxy", "xywh", "cxcywh"])
     p.add_argument(
         "--invalid",
-        default="raise",
-        choices=["raise", "drop"],
-        help="what to do with zero/negative-size boxes",
+        default="drop_empty",
+        choices=["drop_empty", "drop", "raise"],
+        help="zero/negative-size boxes: drop_empty (default) drops zero-size ones with a "
+        "warning and refuses negative sizes, drop drops both, raise refuses both",
     )
     p.add_argument("--out", required=True, help="output file (.json, .npy or .txt WIDER format)")
     p.add_argument("--draw", help="write a before/after PNG here")
