@@ -18,6 +18,7 @@ from typing import Any
 from torch import nn
 
 from crface.adapters import get_adapter
+from crface.imageio import as_rgb_array
 from crface.refiner import Refiner
 from crface.types import Detections
 from crface.zooming import zoom as _zoom
@@ -25,6 +26,37 @@ from crface.zooming import zoom as _zoom
 
 def _default_refiner() -> Refiner:
     return Refiner.load("crface-small")
+
+
+PHOTO = "photo"  # image_size= value: each photo's own (height, width)
+
+
+def padded(multiple: int = 32) -> Callable[[int, int], tuple[int, int]]:
+    """An ``image_size=`` for :func:`hook`: each photo's size rounded up to ``multiple``.
+
+    For detectors run at the photo's own size that pad it (YuNet, SCRFD, CenterFace: 32).
+
+    Example:
+        >>> padded(32)(100, 65)
+        (128, 96)
+    """
+    return lambda h, w: (-(-h // multiple) * multiple, -(-w // multiple) * multiple)
+
+
+def _sized(image: Any, adapter_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``adapter_kwargs`` with a per-photo ``image_size`` (``"photo"`` or a callable) resolved."""
+    size = adapter_kwargs.get("image_size")
+    if size is None or isinstance(size, (tuple, list)):
+        return adapter_kwargs
+    h, w = as_rgb_array(image).shape[:2]
+    if size == PHOTO:
+        return {**adapter_kwargs, "image_size": (h, w)}
+    if callable(size):
+        return {**adapter_kwargs, "image_size": tuple(size(h, w))}
+    raise ValueError(
+        f"image_size must be (H, W), 'photo' (each photo's own size) or a callable (h, w) -> "
+        f"(H, W) such as crface.hooks.padded(32); got {size!r}"
+    )
 
 
 def hook(
@@ -49,7 +81,9 @@ def hook(
         zoom: run :func:`crface.zoom` at this scale (e.g. ``2.0``): a second, upscaled
             pass where the first one saw small faces, both passes then reranked together
             (``detect_fn`` must then return boxes in its input's pixels).
-        **adapter_kwargs: options for the adapter (e.g. ``image_size`` for raw network heads).
+        **adapter_kwargs: options for the adapter, e.g. ``image_size`` for raw network heads:
+            a fixed ``(H, W)``, ``"photo"`` for each photo's own size, or a callable
+            ``(h, w) -> (H, W)`` such as :func:`padded` for a detector that pads the photo.
 
     Raises:
         ValueError: unknown adapter name (lists the valid ones), at wrap time.
@@ -72,7 +106,8 @@ def hook(
                 rerank_kwargs=options,
                 **adapter_kwargs,
             )
-        candidates = module.to_detections(detect_fn(image, *args, **kwargs), **adapter_kwargs)
+        output = detect_fn(image, *args, **kwargs)
+        candidates = module.to_detections(output, **_sized(image, adapter_kwargs))
         return state["refiner"].rerank(image, candidates, **options)
 
     return wrapped
@@ -164,6 +199,7 @@ class RefinedDetector(nn.Module):
                 for im in images
             ]
         cands = [
-            self.adapter.to_detections(self.detector(im), **self.adapter_kwargs) for im in images
+            self.adapter.to_detections(self.detector(im), **_sized(im, self.adapter_kwargs))
+            for im in images
         ]
         return self.refiner.rerank_batch(images, cands, **self.rerank_kwargs)

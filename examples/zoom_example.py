@@ -42,7 +42,9 @@ def main() -> int:
     shown = args.draw_threshold
     print(f"image: {args.image} ({image.shape[1]}x{image.shape[0]}), detector: {args.detector}")
     for name, det, secs in (("single scale", single, t_single), ("zoom", zoomed, t_zoom)):
-        print(f"{name:>12}: {int((det.scores >= shown).sum())} faces >= {shown:g}, {secs * 1e3:.0f} ms")
+        print(
+            f"{name:>12}: {int((det.scores >= shown).sum())} faces >= {shown:g}, {secs * 1e3:.0f} ms"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     picture, diff = before_after(

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import crface
+import crface.hooks
 from crface.refiner import Refiner
 from tests.helpers import random_boxes, random_refiner
 
@@ -69,3 +70,38 @@ def test_refiner_to_rejects_onnx_backend() -> None:
     r = Refiner(random_refiner().config, lambda images, boxes: boxes[..., 4], backend="onnxruntime")
     with pytest.raises(ValueError, match="torch backend"):
         r.to("cpu")
+
+
+def _zero_yunet(h: int, w: int) -> dict:
+    """Raw YuNet heads for an ``h x w`` network input, nothing detected."""
+    out = {}
+    for s in (8, 16, 32):
+        n = (h // s) * (w // s)
+        out.update({f"cls_{s}": np.zeros((n, 1)), f"obj_{s}": np.zeros((n, 1))})
+        out.update({f"bbox_{s}": np.zeros((n, 4)), f"kps_{s}": np.zeros((n, 10))})
+    return out
+
+
+@pytest.mark.parametrize(
+    ("image_size", "shapes"),
+    [
+        ("photo", [(64, 96), (128, 64)]),
+        (crface.hooks.padded(32), [(60, 90), (100, 64)]),
+    ],
+)
+def test_hook_image_size_follows_each_photo(refiner: Refiner, image_size, shapes) -> None:
+    def net(image):  # a raw-head detector run at the photo's own size, padded to 32
+        h, w = image.shape[:2]
+        return _zero_yunet(-(-h // 32) * 32, -(-w // 32) * 32)
+
+    detect = crface.hook(net, adapter="yunet", refiner=refiner, image_size=image_size)
+    for h, w in shapes:  # a fixed size made the second photo fail with a shape mismatch
+        assert isinstance(detect(np.zeros((h, w, 3), np.uint8)), crface.Detections)
+
+
+def test_hook_rejects_an_unknown_image_size(refiner: Refiner) -> None:
+    detect = crface.hook(
+        lambda im: _zero_yunet(32, 32), adapter="yunet", refiner=refiner, image_size="native"
+    )
+    with pytest.raises(ValueError, match=r"'photo' \(each photo's own size\) or a callable"):
+        detect(np.zeros((32, 32, 3), np.uint8))
