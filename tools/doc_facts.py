@@ -217,6 +217,21 @@ def _model_facts() -> dict[str, Callable[[], str]]:
     return facts
 
 
+def zoom_claim() -> str:
+    """One sentence: the default zoom's Hard gain and time share of a full 2x pass, per runner."""
+    rows = results(ZOOM)["runners"]
+    gains, shares = [], []
+    for row in rows.values():
+        test = row["test"]
+        gains.append(test[ZOOM_DEFAULT]["ap"]["hard"] - test["single"]["ap"]["hard"])
+        shares.append(test[ZOOM_DEFAULT]["ms"] / test["full_2x"]["ms"])
+    return (
+        f"{span(gains)} Hard AP for the {len(rows)} detectors measured ({', '.join(rows)}) on "
+        f"full-resolution WIDER val, at {min(shares):.0%} to {max(shares):.0%} of the time of a "
+        "full 2x pass"
+    )
+
+
 FACTS: dict[str, Callable[[], str]] = {
     **_model_facts(),
     "detector_ms": lambda: f"{cost_ms('single'):.0f}",
@@ -232,6 +247,7 @@ FACTS: dict[str, Callable[[], str]] = {
     "table.zoom_summary": lambda: _script("zoom").table(
         results(ZOOM), ("single", ZOOM_DEFAULT, "full_2x", "multi")
     ),
+    "zoom.claim": zoom_claim,
     "table.zoom_other": lambda: _script("zoom").other_table(results(ZOOM)),
     "table.zoom_tune": lambda: _script("zoom").tune_table(results("zoom_tune.json")),
     "zoom.chosen": lambda: ", ".join(
