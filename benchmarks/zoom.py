@@ -41,7 +41,7 @@ from crface.eval.baselines import MAX_DET, SCORE_THRESHOLD, postprocess
 from crface.eval.sizes import ap_by_size
 from crface.eval.wider import evaluate
 from crface.paths import shared_path
-from crface.regions import concat, crop_boxes
+from crface.regions import concat, crop_boxes, owned
 from crface.types import Detections
 from crface.zooming import RULES, fuse, gate, select_regions, zoom
 
@@ -69,11 +69,9 @@ def simulate(first: Detections, twice: Detections, size: tuple[int, int], **opts
     """Zoom from cached passes: the 2x candidates centred in the selected regions, size-gated."""
     keep_factor, weight = opts.pop("keep_factor"), opts.pop("weight", 1.0)
     regions = select_regions(first, size, **opts)
-    centre = (twice.boxes[:, :2] + twice.boxes[:, 2:]) / 2
     inside = torch.zeros(len(twice), dtype=torch.bool)
-    for x1, y1, x2, y2 in regions.tolist():
-        cx, cy = centre[:, 0], centre[:, 1]
-        inside |= (cx >= x1) & (cx < x2) & (cy >= y1) & (cy < y2)
+    for region in regions:
+        inside |= owned(twice, region)
     kept = gate(twice[inside], keep_factor * opts["small"], weight)
     crops = crop_boxes(regions, math.ceil(opts["small"]), size)  # what zoom() feeds the detector
     area = float(((crops[:, 2:] - crops[:, :2]).prod(dim=1)).sum()) / (size[0] * size[1])
@@ -87,11 +85,15 @@ def scores(preds: dict, dataset: FaceDataset) -> dict:
     }
 
 
-def tune_runner(cache: CandidateCache, dataset: FaceDataset, det: str) -> dict:
-    passes = {
+def load_passes(cache: CandidateCache, dataset: FaceDataset, det: str) -> dict:
+    """Per photo, the cached ``(1x, 2x)`` candidates of ``det``."""
+    return {
         s.name: (cache.load(det, 1.0, False, s.name), cache.load(det, 2.0, False, s.name))
         for s in dataset
     }
+
+
+def tune_runner(passes: dict, dataset: FaceDataset) -> dict:
     sizes = {s.name: s.image_size for s in dataset}
     out = {
         "single": scores({n: postprocess(a, "hard") for n, (a, _) in passes.items()}, dataset),
@@ -130,22 +132,16 @@ def best(runs: list[dict], singles: list[dict]) -> dict | None:
 def tune(args: argparse.Namespace) -> dict:
     dataset = load_dataset(args.train)
     cache = CandidateCache(args.cache, Path(args.train).resolve().name)
-    result = {}
+    result, passes = {}, {}
     for det in args.runners:
         dump_dataset(get_detector(det), det, dataset, cache, (1.0, 2.0), progress=False)
-        result[det] = tune_runner(cache, dataset, det)
+        passes[det] = load_passes(cache, dataset, det)
+        result[det] = tune_runner(passes[det], dataset)
         print(f"{det}: single {result[det]['single']} full 2x {result[det]['full_2x']}", flush=True)
     singles = [result[d]["single"] for d in args.runners]
     chosen = best([result[d]["runs"] for d in args.runners], singles)
     if chosen is None:
         sys.exit("no setting keeps medium and large faces at single scale")
-    passes = {
-        d: {
-            s.name: (cache.load(d, 1.0, False, s.name), cache.load(d, 2.0, False, s.name))
-            for s in dataset
-        }
-        for d in args.runners
-    }
     sizes = {s.name: s.image_size for s in dataset}
     sweeps = {}
     for rule, cell, budget in itertools.product(RULES, *SWEEP.values()):

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from crface.types import Detections
 
-__all__ = ["cells_to_regions", "concat", "crop_boxes", "detect_regions", "map_back"]
+__all__ = ["cells_to_regions", "concat", "crop_boxes", "detect_regions", "map_back", "owned"]
 
 
 def map_back(det: Detections, offset: tuple[int, int], scale: float) -> Detections:
@@ -36,7 +36,7 @@ def map_back(det: Detections, offset: tuple[int, int], scale: float) -> Detectio
     return Detections(boxes, det.scores, det.indices, lms)
 
 
-def _owned(det: Detections, region: Tensor) -> Tensor:
+def owned(det: Detections, region: Tensor) -> Tensor:
     """Mask of the rows whose box centre lies in ``region`` (half-open, so regions never share)."""
     cx = (det.boxes[:, 0] + det.boxes[:, 2]) / 2
     cy = (det.boxes[:, 1] + det.boxes[:, 3]) / 2
@@ -79,7 +79,7 @@ def detect_regions(
     parts = []
     for region, box in zip(regions, crop_boxes(regions, margin, image.shape[:2]).tolist()):
         det = map_back(detect(_crop(image, tuple(box), scale)), box[:2], scale)
-        parts.append(det[_owned(det, region)])
+        parts.append(det[owned(det, region)])
     return concat(parts)
 
 

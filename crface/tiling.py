@@ -27,7 +27,7 @@ from torch import Tensor
 
 from crface.regions import detect_regions
 from crface.types import Detections
-from crface.zooming import as_array, fuse, runner
+from crface.zooming import as_array, merge, runner
 
 if TYPE_CHECKING:
     from crface.refiner import Refiner
@@ -93,7 +93,4 @@ def tile(
     array = as_array(image)
     regions = grid_regions(array.shape[:2], tile)
     pooled = detect_regions(run, array, regions, scale=1.0, margin=math.ceil(overlap))
-    pooled = Detections(pooled.boxes, pooled.scores, landmarks=pooled.landmarks)
-    if refiner is not None:
-        return refiner.rerank(image, pooled, **(rerank_kwargs or {}))
-    return fuse(pooled, vote_iou)
+    return merge(image, pooled, refiner, rerank_kwargs, vote_iou)

@@ -38,7 +38,7 @@ RULES = ("cells", "grid")
 GRID = 4  # the "grid" rule's tiles per side: a fixed 4 x 4 split of the photo, the baseline
 SIZE_KEYS = ("image_size", "input_size")
 
-__all__ = ["RULES", "fuse", "gate", "select_regions", "zoom"]
+__all__ = ["RULES", "fuse", "gate", "longer_side", "merge", "select_regions", "zoom"]
 
 
 def _budget_px(budget: float, image_size: tuple[int, int]) -> float:
@@ -90,8 +90,7 @@ def select_regions(
     side = math.ceil(max(h, w) / GRID) if rule == "grid" else int(cell)
     gh, gw = math.ceil(h / side), math.ceil(w / side)
     boxes, scores = first.boxes.detach().cpu(), first.scores.detach().cpu()
-    size = (boxes[:, 2:] - boxes[:, :2]).amax(dim=1)
-    seeds = (size < small) & (scores >= seed_score)
+    seeds = (longer_side(boxes) < small) & (scores >= seed_score)
     centre = (boxes[seeds, :2] + boxes[seeds, 2:]) / 2
     col = (centre[:, 0] // side).long().clamp(0, gw - 1)
     row = (centre[:, 1] // side).long().clamp(0, gh - 1)
@@ -146,7 +145,7 @@ def zoom(
     adapter: str = "generic",
     scale: float = 2.0,
     refiner: Refiner | None = None,
-    budget: float | None = None,
+    budget: float = 0.25,
     rule: str = "cells",
     small: float = 24.0,
     seed_score: float = 0.05,
@@ -208,18 +207,36 @@ def zoom(
         first,
         array.shape[:2],
         rule=rule,
-        budget=0.25 if budget is None else budget,
+        budget=budget,
         small=small,
         seed_score=seed_score,
         cell=cell,
     )
     second = detect_regions(run, array, regions, scale=scale, margin=math.ceil(small))
     second = gate(second, keep_below or 2 * small, weight)
-    pooled = concat([first, second])
+    return merge(image, concat([first, second]), refiner, rerank_kwargs, vote_iou)
+
+
+def merge(
+    image: Any,
+    pooled: Detections,
+    refiner: Refiner | None = None,
+    rerank_kwargs: dict[str, Any] | None = None,
+    vote_iou: float = 0.4,
+) -> Detections:
+    """Fuse pooled candidates once for the whole photo: the ranker when given, else box voting.
+
+    ``indices`` are renumbered to the pooled rows, so they point into ``pooled``.
+    """
     pooled = Detections(pooled.boxes, pooled.scores, landmarks=pooled.landmarks)
     if refiner is not None:
         return refiner.rerank(image, pooled, **(rerank_kwargs or {}))
     return fuse(pooled, vote_iou)
+
+
+def longer_side(boxes: Tensor) -> Tensor:
+    """``Tensor[N]``: the longer side of each ``Tensor[N, 4]`` xyxy box."""
+    return (boxes[:, 2:] - boxes[:, :2]).amax(dim=1)
 
 
 def gate(second: Detections, keep_below: float, weight: float = 1.0) -> Detections:
@@ -230,7 +247,7 @@ def gate(second: Detections, keep_below: float, weight: float = 1.0) -> Detectio
     score higher than a pass at the photo's own size scores anything that small, and would push
     below them the larger faces the first pass found: ``weight`` < 1 puts them back in line.
     """
-    second = second[(second.boxes[:, 2:] - second.boxes[:, :2]).amax(dim=1) < keep_below]
+    second = second[longer_side(second.boxes) < keep_below]
     return Detections(second.boxes, second.scores * weight, second.indices, second.landmarks)
 
 
