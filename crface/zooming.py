@@ -151,7 +151,7 @@ def zoom(
     seed_score: float = 0.05,
     cell: int = 64,
     keep_below: float | None = None,
-    weight: float = 0.85,
+    weight: float = 0.7,
     vote_iou: float = 0.4,
     rerank_kwargs: dict[str, Any] | None = None,
     **adapter_kwargs: Any,

@@ -222,3 +222,18 @@ def test_tile_sees_each_tile_with_its_margin_only():
 def test_tile_rejects_bad_sizes(kwargs, match):
     with pytest.raises(ValueError, match=match):
         crface.tile(blob_detector(), photo([]), **kwargs)
+
+
+def test_zoom_defaults_are_the_setting_chosen_on_wider_train():
+    import inspect
+    import json
+    from pathlib import Path
+
+    tuned = json.loads((Path(__file__).parents[1] / "results" / "zoom_tune.json").read_text())
+    chosen = tuned["chosen"]
+    defaults = {k: p.default for k, p in inspect.signature(zoom).parameters.items()}
+    for key in ("small", "seed_score", "rule", "budget", "weight"):
+        assert defaults[key] == chosen[key], key
+    assert defaults["keep_below"] is None  # None means keep_factor * small
+    assert chosen["keep_factor"] == 2.0
+    assert defaults["cell"] == 64 == inspect.signature(select_regions).parameters["cell"].default
