@@ -10,6 +10,14 @@ limited to its first ``--other-limit`` images. Candidates come from the ``crface
 this script fills as needed (resumable). Timing: single-scale (detect + NMS) versus multi-scale
 (every pass + voting), measured interleaved image by image on ``--timing-images`` wider images;
 medians and their ratio.
+
+    .venv/bin/python benchmarks/headroom.py --partial [--set wider_val_fullres] [--detectors ...]
+        [--json results/headroom_fullres.json] [--markdown out.md]
+
+Where the headroom lies, at native resolution: single-scale NMS, box voting, the oracle and the
+partial oracles of :mod:`crface.eval.baselines` (false positives zeroed; true faces lifted; each NMS
+cluster carried by its best-localised member), all on the candidates the detector scores >= 0.02,
+AP Easy / Medium / Hard from the single-scale cache.
 """
 
 from __future__ import annotations
@@ -25,7 +33,13 @@ from crface.cache import CandidateCache
 from crface.data import FaceDataset, hash_fold, load_dataset
 from crface.detectors import RUNNERS, get_detector
 from crface.dump import dump_dataset
-from crface.eval.baselines import METHODS, baseline_predictions, multiscale_vote, postprocess
+from crface.eval.baselines import (
+    METHODS,
+    SINGLE_SCALE,
+    baseline_predictions,
+    multiscale_vote,
+    postprocess,
+)
 from crface.eval.wider import evaluate
 from crface.paths import shared_path
 
@@ -54,6 +68,60 @@ def ap_row(cache: CandidateCache, dataset: FaceDataset, detector: str, variants)
         preds = baseline_predictions(method, cache, dataset, detector, variants)
         row[method] = evaluate(preds, dataset).ap
     return row
+
+
+def partial_report(args: argparse.Namespace) -> int:
+    """``--partial``: every single-scale method of each detector on ``--set``, resumable per row."""
+    dataset = load_dataset(shared_path("data", args.set))
+    cache = CandidateCache(args.cache, args.set)
+    path = Path(args.json) if args.json else None
+    results = json.loads(path.read_text()) if path and path.is_file() else []
+    done = {r["detector"] for r in results}
+    for det_name in args.detectors:
+        if det_name in done:
+            continue
+        dump_dataset(get_detector(det_name), det_name, dataset, cache, [1.0], False)
+        row = {"detector": det_name, "set": args.set, "images": len(dataset)}
+        for method in SINGLE_SCALE:
+            row[method] = evaluate(
+                baseline_predictions(method, cache, dataset, det_name), dataset
+            ).ap
+        results.append(row)
+        print(
+            f"{det_name:<18} " + " | ".join(f"{m} {fmt(row[m])}" for m in SINGLE_SCALE),
+            file=sys.stderr,
+        )
+        if path:
+            path.write_text(json.dumps(results, indent=2))
+    table = partial_table(results)
+    print(table)
+    if args.markdown:
+        Path(args.markdown).write_text(table + "\n")
+    return 0
+
+
+PARTIAL_NAMES = {
+    "single": "single, NMS 0.4",
+    "vote": "box voting 0.4",
+    "soft": "Soft-NMS",
+    "oracle_fp": "(a) false positives zeroed",
+    "oracle_tp": "(b) true faces lifted",
+    "oracle_member": "(c) best member carries each cluster",
+    "oracle_kept": "oracle",
+}
+
+
+def partial_table(results: list[dict]) -> str:
+    """Markdown: one row per detector, one column per single-scale method, AP E / M / H in %."""
+    methods = list(PARTIAL_NAMES)
+    lines = [
+        "| detector | images | " + " | ".join(PARTIAL_NAMES[m] for m in methods) + " |",
+        "|---|---|" + "---|" * len(methods),
+    ]
+    for r in results:
+        cells = " | ".join(fmt(r[m]) for m in methods)
+        lines.append(f"| {r['detector']} | {r['images']} | {cells} |")
+    return "\n".join(lines)
 
 
 def fmt(ap: dict) -> str:
@@ -94,7 +162,11 @@ def main() -> int:
         help="only print the table of these result files (e.g. from several runs)",
     )
     ap.add_argument("--markdown", help="write the table here")
+    ap.add_argument("--partial", action="store_true", help="the partial-oracle report (see above)")
+    ap.add_argument("--set", default="wider_val_fullres", help="the --partial report's set")
     args = ap.parse_args()
+    if args.partial:
+        return partial_report(args)
 
     flips = (False,) if args.no_flip else (False, True)
     sets = {"wider_val200": (load_dataset(shared_path("data", "wider_val200")), args.scales)}

@@ -22,7 +22,7 @@ from torchvision.ops import roi_align
 
 from crface.backbones import BACKBONES, ResNetBody, build_backbone
 
-HEADS = ("global", "roi", "rows")
+HEADS = ("global", "roi", "rows", "crop")
 # Keeps logit(c) finite for input confidences of exactly 0 or 1 (residual_space="logit").
 _LOGIT_EPS = 1e-6
 # Engineered per-row inputs of the "rows" head: logit score, log width, log height, rank.
@@ -60,9 +60,17 @@ class RankerConfig:
             finest pyramid level, its BPN row and the pooled image feature go through a small MLP;
             the residual then depends on what is inside the box) or ``"rows"`` (box-only, the
             image-free ablation: each candidate's BPN row features plus its log score, log size and
-            rank position go through the same MLP; there is no backbone and ``image`` is ignored).
+            rank position go through the same MLP; there is no backbone and ``image`` is ignored)
+            or ``"crop"`` (the rows head plus each candidate's own pixels: a ``crop_size`` patch
+            of the working image around the box, through a small CNN; no backbone, so the cost
+            follows the number of candidates, and a small face is seen at the working size's
+            resolution, not after a backbone's strides).
         roi_size: RoIAlign output side for the ``"roi"`` head.
-        roi_hidden: hidden width of the MLP of the ``"roi"`` and ``"rows"`` heads.
+        roi_hidden: hidden width of the MLP of the ``"roi"``, ``"rows"`` and ``"crop"`` heads.
+        crop_size: side of the ``"crop"`` head's patches (a multiple of 4).
+        crop_context: a patch covers the box grown by this factor about its centre, so that the
+            CNN sees whether the face fills the box or sits off it.
+        crop_channels: width of the patch CNN (its layers: half of it, then it twice).
         input_norm: image normalisation: ``"imagenet"`` (RGB, ImageNet mean/std) or
             ``"retinaface"`` (BGR minus (104, 117, 123), as RetinaFace's body expects; use it with
             a backbone initialised from RetinaFace, see :func:`crface.backbones.load_retinaface_body`).
@@ -89,6 +97,9 @@ class RankerConfig:
     head: str = "global"
     roi_size: int = 3
     roi_hidden: int = 128
+    crop_size: int = 16
+    crop_context: float = 1.6
+    crop_channels: int = 32
     train_clamp: str = "straight_through"
     input_norm: str = "imagenet"
     residual_space: str = "prob"
@@ -116,6 +127,11 @@ class RankerConfig:
             raise ValueError(
                 f"num_boxes must be >= 1 and image_size >= 32; got {self.num_boxes}, {self.image_size}"
             )
+        if self.crop_size < 4 or self.crop_size % 4 or self.crop_context <= 0:
+            raise ValueError(
+                f"crop_size must be a positive multiple of 4 and crop_context > 0; got "
+                f"{self.crop_size}, {self.crop_context}"
+            )
         kh, kw = self.bpn_kernel
         if kh % 2 == 0 or kw % 2 == 0:
             raise ValueError(f"bpn_kernel sides must be odd; got {self.bpn_kernel}")
@@ -125,6 +141,11 @@ class RankerConfig:
     def uses_image(self) -> bool:
         """False for the box-only ``"rows"`` head: no backbone, the image input is ignored."""
         return self.head != "rows"
+
+    @property
+    def uses_backbone(self) -> bool:
+        """True for the heads that see the image through a backbone (``"global"``, ``"roi"``)."""
+        return self.head in ("global", "roi")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type dict (JSON / ``weights_only`` safe)."""
@@ -154,12 +175,17 @@ PRESETS: dict[str, RankerConfig] = {
     "paper": RankerConfig(
         backbone="resnet50", image_size=1024, fpn_channels=256, head_channels=256
     ),
+    # Native-resolution candidates (issue 10): each candidate's own patch of the photo at 1024
+    # (WIDER's width), no backbone.
+    "crop": RankerConfig(
+        head="crop", image_size=1024, num_boxes=1000, bpn_channels=16, residual_space="logit"
+    ),
 }
 
 
-def _conv(inp: int, oup: int, slope: float, kernel: int = 3) -> nn.Sequential:
+def _conv(inp: int, oup: int, slope: float, kernel: int = 3, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(inp, oup, kernel, 1, kernel // 2, bias=False),
+        nn.Conv2d(inp, oup, kernel, stride, kernel // 2, bias=False),
         nn.BatchNorm2d(oup),
         nn.LeakyReLU(slope, inplace=True),
     )
@@ -219,7 +245,7 @@ class ConfidenceRanker(nn.Module):
         cfg = config or RankerConfig()
         self.config = cfg
         self.backbone: nn.Module | None = (
-            build_backbone(cfg.backbone, cfg.width_mult) if cfg.uses_image else None
+            build_backbone(cfg.backbone, cfg.width_mult) if cfg.uses_backbone else None
         )
         self.bpn = BoxProcessingNetwork(cfg)
         s = cfg.leaky_slope
@@ -239,9 +265,16 @@ class ConfidenceRanker(nn.Module):
             )
             last = list(self.head_fc)
         else:
-            width = cfg.bpn_channels * 5 + (
-                _ROW_FEATURES if cfg.head == "rows" else cfg.head_channels * (cfg.roi_size**2 + 1)
+            width = (
+                cfg.bpn_channels * 5
+                + {
+                    "rows": _ROW_FEATURES,
+                    "crop": _ROW_FEATURES + cfg.crop_channels,
+                    "roi": cfg.head_channels * (cfg.roi_size**2 + 1),
+                }[cfg.head]
             )
+            if cfg.head == "crop":
+                self.crop_net = _patch_net(cfg)
             self.roi_mlp = nn.Sequential(
                 nn.Linear(width, cfg.roi_hidden),
                 nn.LeakyReLU(s),
@@ -272,7 +305,9 @@ class ConfidenceRanker(nn.Module):
     def forward(self, image: Tensor, boxes: Tensor) -> Tensor:
         valid = boxes[..., 2] > 0
         taps = self.bpn(boxes, valid)
-        if self.backbone is None:
+        if self.config.head == "crop":
+            pred = self._crop_head(image, taps[-1], boxes)
+        elif self.backbone is None:
             pred = self._rows_head(taps[-1], boxes)
         else:
             pred = self._image_head(image, taps, boxes)
@@ -332,25 +367,62 @@ class ConfidenceRanker(nn.Module):
         return self.roi_mlp(torch.cat(parts, dim=-1)).squeeze(-1)
 
     def _rows_head(self, row_feats: Tensor, boxes: Tensor) -> Tensor:
+        return self.roi_mlp(torch.cat(_row_parts(row_feats, boxes), dim=-1)).squeeze(-1)
+
+    def _crop_head(self, image: Tensor, row_feats: Tensor, boxes: Tensor) -> Tensor:
+        """The ``"crop"`` head: the rows head's inputs plus each real row's patch features."""
         b, n = boxes.shape[:2]
-        # What a box-only re-scorer needs and a conv over the raw rows finds hard to form: scales
-        # spanning decades (log) and the row's rank.
-        size = boxes[..., 2:4].clamp_min(_LOGIT_EPS)
-        rank = torch.arange(n, device=boxes.device, dtype=boxes.dtype) / n
-        extra = torch.cat(
-            [
-                (_logit(boxes[..., 4]) / 5)[..., None],
-                torch.log(size) / 3,
-                rank.view(1, n, 1).expand(b, n, 1),
-            ],
-            dim=-1,
-        )
-        parts = [row_feats.permute(0, 2, 1, 3).reshape(b, n, -1), extra]
+        cfg = self.config
+        xywh = boxes[..., :4] * image.shape[-1]
+        centre = xywh[..., :2] + xywh[..., 2:] / 2
+        half = xywh[..., 2:] * (cfg.crop_context / 2)
+        xyxy = torch.cat([centre - half, centre + half], dim=-1)
+        batch_idx = torch.arange(b, device=boxes.device, dtype=boxes.dtype).view(b, 1, 1)
+        rois = torch.cat([batch_idx.expand(b, n, 1), xyxy], dim=-1).reshape(b * n, 5)
+        # Sampling 2 x 2 points per bin bounds the cost whatever the box size. Padding rows get
+        # a patch too (a data-dependent row count would not export), zeroed below.
+        patches = roi_align(image, rois, cfg.crop_size, 1.0, sampling_ratio=2, aligned=True)
+        if self._bgr:
+            patches = patches.flip(1)
+        pixels = self.crop_net((patches - self.mean) / self.std).view(b, n, -1)
+        parts = [*_row_parts(row_feats, boxes), pixels * (boxes[..., 2:3] > 0).to(pixels.dtype)]
         return self.roi_mlp(torch.cat(parts, dim=-1)).squeeze(-1)
 
     def num_parameters(self) -> int:
         """Number of parameters."""
         return sum(p.numel() for p in self.parameters())
+
+
+def _row_parts(row_feats: Tensor, boxes: Tensor) -> list[Tensor]:
+    """Per row: its BPN features, and what a conv over the raw rows finds hard to form: scores
+    and scales spanning decades (logit, log) and the row's rank, ``[Tensor[B, N, C]]``."""
+    b, n = boxes.shape[:2]
+    size = boxes[..., 2:4].clamp_min(_LOGIT_EPS)
+    rank = torch.arange(n, device=boxes.device, dtype=boxes.dtype) / n
+    extra = torch.cat(
+        [
+            (_logit(boxes[..., 4]) / 5)[..., None],
+            torch.log(size) / 3,
+            rank.view(1, n, 1).expand(b, n, 1),
+        ],
+        dim=-1,
+    )
+    return [row_feats.permute(0, 2, 1, 3).reshape(b, n, -1), extra]
+
+
+def _patch_net(cfg: RankerConfig) -> nn.Sequential:
+    """``(K, 3, P, P)`` normalised patches -> ``(K, crop_channels)``: three 3x3 convs (strides
+    1, 2, 2) keep a 4 x 4 map, so where the face sits in the patch survives the flattening."""
+    c, s = cfg.crop_channels, cfg.leaky_slope
+    cells = (cfg.crop_size // 4) ** 2
+    return nn.Sequential(
+        _conv(3, c // 2, s),
+        _conv(c // 2, c, s, stride=2),
+        _conv(c, c, s, stride=2),
+        nn.Flatten(),
+        nn.Linear(c * cells, c),
+        nn.LeakyReLU(s),
+    )
 
 
 def _logit(c: Tensor) -> Tensor:

@@ -410,6 +410,29 @@ def box_voting(
     return order[tops], voted[kept], sorted_scores[tops]
 
 
+def nms_clusters(boxes: Tensor, scores: Tensor, iou_threshold: float = 0.4) -> Tensor:
+    """The greedy-NMS cluster of every box: the row of the box that :func:`nms` keeps for it.
+
+    Args:
+        boxes: ``Tensor[N, 4]`` float32 xyxy pixels.
+        scores: ``Tensor[N]`` float32.
+        iou_threshold: suppression threshold (inclusive, as :func:`box_voting`), in [0, 1].
+
+    Returns:
+        ``Tensor[N]`` int64: the kept row that suppresses each box (its own row if it is kept).
+
+    Example:
+        >>> boxes = torch.tensor([[0.0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30]])
+        >>> nms_clusters(boxes, torch.tensor([0.5, 0.9, 0.2]))
+        tensor([1, 1, 2])
+    """
+    _check_inputs(boxes, scores, iou_threshold)
+    order = torch.sort(scores, descending=True, stable=True).indices
+    out = torch.empty_like(order)
+    out[order] = order[_cluster_tops(boxes[order], iou_threshold)]
+    return out
+
+
 def suppress(
     boxes: Tensor,
     scores: Tensor,

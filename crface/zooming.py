@@ -154,6 +154,7 @@ def zoom(
     weight: float = 0.7,
     vote_iou: float = 0.4,
     rerank_kwargs: dict[str, Any] | None = None,
+    first_pass: Detections | None = None,
     **adapter_kwargs: Any,
 ) -> Detections:
     """Detect, zoom into the parts of the photo where small faces are, detect again, fuse.
@@ -178,6 +179,9 @@ def zoom(
         weight: factor on the zoomed pass's scores (see :func:`gate`).
         vote_iou: IoU threshold of the box voting that fuses the passes.
         rerank_kwargs: options for :meth:`Refiner.rerank` when ``refiner`` is given.
+        first_pass: the first pass's candidates when the caller already has them
+            (:class:`Detections` in photo pixels, as the adapter returns them): the photo is then
+            not detected again, only the zoomed regions are.
         **adapter_kwargs: options for the adapter (fixed input sizes are refused: crops vary).
 
     Returns:
@@ -202,7 +206,12 @@ def zoom(
         raise ValueError(f"scale must be > 1 (the zoomed pass upscales); got {scale!r}")
     run = runner(detect_fn, adapter, **adapter_kwargs)
     array = as_array(image)
-    first = run(array)
+    if first_pass is not None and not isinstance(first_pass, Detections):
+        raise TypeError(
+            f"first_pass must be crface.Detections (the adapter's output); got "
+            f"{type(first_pass).__name__}: convert it with crface.adapters.adapt(adapter_name, output) first"
+        )
+    first = run(array) if first_pass is None else first_pass
     regions = select_regions(
         first,
         array.shape[:2],

@@ -9,7 +9,13 @@ from crface.cache import CandidateCache, variant_name
 from crface.data import load_dataset
 from crface.detectors.base import DetectorRunner
 from crface.dump import dump_dataset
-from crface.eval.baselines import baseline_predictions, multiscale_vote, oracle, postprocess
+from crface.eval.baselines import (
+    baseline_predictions,
+    multiscale_vote,
+    oracle,
+    partial_oracle,
+    postprocess,
+)
 from crface.eval.wider import evaluate
 from crface.types import Detections
 
@@ -114,3 +120,33 @@ def test_postprocess_and_oracle() -> None:
     assert out.indices.tolist() == [1]  # 0.01 is under the 0.02 threshold; NMS keeps the best
     orc = oracle(det, torch.tensor([[0.0, 0, 10, 10]]))
     assert orc.indices.tolist() == [0] and float(orc.scores[0]) == 1.0
+
+
+# One face; A sits on it (IoU 1), B is a worse box of it that the detector scores higher (IoU 9/11),
+# C is a false positive.
+_FACE = torch.tensor([[0.0, 0, 10, 10]])
+_CANDS = Detections(
+    torch.tensor([[0.0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]]),
+    torch.tensor([0.5, 0.9, 0.8]),
+)
+
+
+@pytest.mark.parametrize(
+    ("kind", "rows", "scores"),
+    [
+        ("oracle_kept", [0], [1.0]),  # every score is its IoU: C (0) falls under 0.02
+        ("oracle_fp", [1], [0.9]),  # C zeroed; B still beats A
+        ("oracle_tp", [0, 2], [1.0, 0.8]),  # A lifted to its IoU 1 and suppresses B
+        ("oracle_member", [0, 2], [0.9, 0.8]),  # B's cluster, carried by A with B's score
+    ],
+)
+def test_partial_oracles_on_a_hand_built_cluster(kind, rows, scores) -> None:
+    out = partial_oracle(_CANDS, _FACE, kind)
+    torch.testing.assert_close(out.boxes, _CANDS.boxes[rows])
+    torch.testing.assert_close(out.scores, torch.tensor(scores))
+
+
+def test_partial_oracle_names_the_valid_kinds_and_passes_empty_input() -> None:
+    with pytest.raises(ValueError, match="oracle_member"):
+        partial_oracle(_CANDS, _FACE, "oracle_all")
+    assert len(partial_oracle(Detections.empty(), _FACE, "oracle_member")) == 0

@@ -7,7 +7,7 @@ from crface.model import PRESETS, ConfidenceRanker, RankerConfig, box_matrix, le
 from tests.helpers import random_boxes, random_model
 
 
-@pytest.mark.parametrize("head", ["global", "roi", "rows"])
+@pytest.mark.parametrize("head", ["global", "roi", "rows", "crop"])
 def test_untrained_ranker_is_identity(head: str) -> None:
     model = ConfidenceRanker(RankerConfig(num_boxes=8, image_size=64, head=head)).eval()
     boxes = torch.rand(2, 8, 5)
@@ -17,7 +17,7 @@ def test_untrained_ranker_is_identity(head: str) -> None:
     assert torch.equal(out[:, 5:], torch.zeros(2, 3))
 
 
-@pytest.mark.parametrize("head", ["global", "roi", "rows"])
+@pytest.mark.parametrize("head", ["global", "roi", "rows", "crop"])
 def test_output_range_shape_and_padding_rows(head: str) -> None:
     model = random_model(num_boxes=12, head=head)
     boxes = torch.rand(3, 12, 5)
@@ -39,7 +39,7 @@ def test_bpn_features_of_padding_rows_are_zero() -> None:
         assert tap[:, :, :6].abs().sum() > 0
 
 
-@pytest.mark.parametrize("head", ["global", "roi", "rows"])
+@pytest.mark.parametrize("head", ["global", "roi", "rows", "crop"])
 def test_batch_members_do_not_interact(head: str) -> None:
     model = random_model(num_boxes=16, head=head)
     imgs, mats = torch.rand(3, 3, 64, 64) * 255, torch.rand(3, 16, 5)
@@ -182,3 +182,22 @@ def test_rows_head_ignores_the_image_and_has_no_backbone() -> None:
     torch.testing.assert_close(
         model(torch.zeros(2, 3, 64, 64), boxes), model(torch.rand(2, 3, 64, 64) * 255, boxes)
     )
+
+
+def test_crop_head_sees_only_the_pixels_around_each_candidate() -> None:
+    model = random_model(num_boxes=4, image_size=64, head="crop")
+    assert model.backbone is None
+    boxes = torch.zeros(1, 4, 5)
+    boxes[0, 0] = torch.tensor([0.05, 0.05, 0.1, 0.1, 0.9])  # top-left corner
+    boxes[0, 1] = torch.tensor([0.8, 0.8, 0.1, 0.1, 0.8])  # bottom-right corner
+    image = torch.rand(1, 3, 64, 64) * 255
+    changed = image.clone()
+    changed[..., 48:, 48:] = 255 - changed[..., 48:, 48:]  # only around box 1
+    before, after = model(image, boxes), model(changed, boxes)
+    assert before[0, 0] == after[0, 0]
+    assert before[0, 1] != after[0, 1]
+
+
+def test_crop_config_checks_its_patch_size() -> None:
+    with pytest.raises(ValueError, match="crop_size must be a positive multiple of 4"):
+        RankerConfig(head="crop", crop_size=10)

@@ -23,8 +23,9 @@ TOL = 1e-4
         # the shipped crface-small's options
         {"head": "roi", "input_norm": "retinaface", "residual_space": "logit"},
         {"head": "rows", "residual_space": "logit"},
+        {"head": "crop", "residual_space": "logit"},
     ],
-    ids=["global", "roi", "roi-retinaface-logit", "rows-logit"],
+    ids=["global", "roi", "roi-retinaface-logit", "rows-logit", "crop-logit"],
 )
 def pair(tmp_path_factory, request):
     model = random_model(num_boxes=32, image_size=96, seed=5, **request.param)

@@ -16,6 +16,7 @@ from crface.ops import (
     box_voting,
     convert_boxes,
     nms,
+    nms_clusters,
     oracle_confidence,
     soft_nms,
     suppress,
@@ -618,3 +619,26 @@ def test_cuda_matches_cpu(method: str | None) -> None:
         assert torch.equal(gpu[0].cpu(), cpu[0])
         for a, b in zip(gpu[1:], cpu[1:], strict=True):
             torch.testing.assert_close(a.cpu(), b, rtol=1e-5, atol=1e-4)
+
+
+def ref_nms_clusters(boxes: list[Box], scores: list[float], thr: float) -> list[int]:
+    """Greedy: in score order, an unclaimed box is kept and claims every unclaimed overlap."""
+    top = [-1] * len(boxes)
+    for i in ref_by_score(scores):
+        if top[i] >= 0:
+            continue
+        top[i] = i
+        for j in ref_by_score(scores):
+            if top[j] < 0 and ref_iou(boxes[i], boxes[j]) >= thr:
+                top[j] = i
+    return top
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("seed", SEEDS[:20])
+def test_nms_clusters_matches_reference(seed: int, ties: bool) -> None:
+    boxes, scores = random_case(seed, ties)
+    thr = THRESHOLDS[seed % 4]
+    got = nms_clusters(boxes, scores, thr)
+    assert got.tolist() == ref_nms_clusters(boxes.tolist(), scores.tolist(), thr)
+    assert sorted(set(got.tolist())) == sorted(box_voting(boxes, scores, thr)[0].tolist())

@@ -186,3 +186,65 @@ def test_shape_and_dtype_validation() -> None:
         pairwise_ranking_loss(torch.rand(1, 3), torch.rand(1, 3), ok.float())
     with pytest.raises(ValueError, match="weights"):
         l1_loss(torch.rand(1, 3), torch.rand(1, 3), ok, torch.rand(3))
+
+
+def test_floor_turns_pairs_of_misses_into_ties() -> None:
+    refined = torch.tensor([[0.5, 0.5, 0.5]])
+    oracle = torch.tensor([[0.3, 0.1, 0.8]])  # two misses under 0.5, then a hit
+    valid = torch.ones(1, 3, dtype=torch.bool)
+    paper = pairwise_ranking_loss(refined, oracle, valid, num_pairs=1)
+    floored = pairwise_ranking_loss(refined, oracle, valid, num_pairs=1, floor=0.5)
+    # paper: pairs (0,1) and (1,2) both count; floored: (0,1) is a tie, only (1,2) is left
+    assert float(paper) == pytest.approx(math.log(2))
+    assert float(floored) == pytest.approx(math.log(2))
+    steep = torch.tensor([[0.9, 0.1, 0.5]])  # (0,1) in the paper's order, (1,2) against it
+    assert float(pairwise_ranking_loss(steep, oracle, valid, num_pairs=1, floor=0.5)) > float(
+        pairwise_ranking_loss(steep, oracle, valid, num_pairs=1)
+    )
+    with pytest.raises(ValueError, match="floor must be in"):
+        pairwise_ranking_loss(refined, oracle, valid, floor=1.5)
+
+
+def _ref_cluster_pairs(refined, oracle, boxes, weights, thr, scale, floor):
+    """Loops: every ordered pair (i better than j) of overlapping weighted rows."""
+    from crface.ops import box_iou
+
+    losses = []
+    for b in range(refined.shape[0]):
+        xyxy = torch.cat([boxes[b, :, :2], boxes[b, :, :2] + boxes[b, :, 2:4]], dim=1)
+        iou = box_iou(xyxy, xyxy)
+        o = [0.0 if v < floor else v for v in oracle[b].tolist()]
+        for i in range(refined.shape[1]):
+            for j in range(refined.shape[1]):
+                ok = weights[b, i] > 0 and weights[b, j] > 0 and o[i] > o[j]
+                if ok and iou[i, j] >= thr:
+                    losses.append(float(F.softplus(-scale * (refined[b, i] - refined[b, j]))))
+    return sum(losses) / max(len(losses), 1)
+
+
+@pytest.mark.parametrize("floor", [0.0, 0.5])
+@pytest.mark.parametrize("seed", range(4))
+def test_cluster_pair_loss_matches_reference(seed: int, floor: float) -> None:
+    from crface.train.losses import cluster_pair_loss
+
+    g = torch.Generator().manual_seed(seed)
+    boxes = torch.rand(2, 12, 5, generator=g) * torch.tensor([0.3, 0.3, 0.2, 0.2, 1.0])
+    boxes[..., 2:4] += 0.05
+    boxes[1, 9:] = 0  # padding
+    weights = (boxes[..., 2] > 0).float()
+    weights[0, 3] = 0.0
+    refined, oracle = torch.rand(2, 12, generator=g), torch.rand(2, 12, generator=g)
+    got = cluster_pair_loss(refined, oracle, boxes, weights, iou_threshold=0.3, floor=floor)
+    want = _ref_cluster_pairs(refined, oracle, boxes, weights, 0.3, 10.0, floor)
+    assert float(got) == pytest.approx(want, rel=1e-5, abs=1e-6)
+
+
+def test_cluster_pair_loss_lifts_the_better_rival_and_rejects_bad_thresholds() -> None:
+    from crface.train.losses import cluster_pair_loss
+
+    boxes = torch.tensor([[[0.0, 0, 1, 1, 0.9], [0.1, 0, 1, 1, 0.5]]])
+    refined = torch.tensor([[0.9, 0.5]], requires_grad=True)
+    cluster_pair_loss(refined, torch.tensor([[0.6, 0.9]]), boxes, torch.ones(1, 2)).backward()
+    assert refined.grad[0, 1] < 0 < refined.grad[0, 0]  # descent raises row 1, lowers row 0
+    with pytest.raises(ValueError, match="iou_threshold must be in"):
+        cluster_pair_loss(refined, refined, boxes, torch.ones(1, 2), iou_threshold=0.0)

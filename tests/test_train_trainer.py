@@ -280,6 +280,16 @@ def test_residual_penalty(synth, tmp_path) -> None:
     train(_config(synth, residual_penalty=5.0, heldout=None), tmp_path / "run", progress=False)
 
 
+def test_cluster_pairs_train_and_take_the_rank_loss_options(synth, tmp_path) -> None:
+    with pytest.raises(ValueError, match="cluster_pairs must be >= 0"):
+        _config(synth, cluster_pairs=-1.0)
+    cfg = _config(synth, cluster_pairs=1.0, heldout=None, loss_params={"floor": 0.5, "scale": 4})
+    assert T._rival_options(cfg) == {"scale": 4, "floor": 0.5}
+    result = train(cfg, tmp_path / "run", progress=False)
+    rows = [json.loads(line) for line in (result.run_dir / "log.jsonl").read_text().splitlines()]
+    assert result.finished and all(r["loss"] > 0 for r in rows if r["type"] == "train")
+
+
 def test_pair_scope_batch_merges_images_in_confidence_order(synth) -> None:
     from crface.train.data import RankingItem
 
@@ -300,11 +310,12 @@ def test_pair_scope_batch_merges_images_in_confidence_order(synth) -> None:
         _config(synth, pair_scope="global")
 
 
-def test_rows_head_trains_without_a_backbone(synth, tmp_path) -> None:
-    model = {**TINY, "head": "rows"}
+@pytest.mark.parametrize("head", ["rows", "crop"])
+def test_backbone_free_heads_train(synth, tmp_path, head: str) -> None:
+    model = {**TINY, "head": head}
     result = train(_config(synth, model=model, heldout=None), tmp_path / "run", progress=False)
     trained, _ = build_model(result.final_weights)
     assert trained.backbone is None
     assert trained.roi_mlp[-1].weight.abs().sum() > 0  # it trained (it starts at zero)
-    with pytest.raises(ValueError, match="head 'rows' has no backbone"):
+    with pytest.raises(ValueError, match=f"head '{head}' has no backbone"):
         _config(synth, model=model, freeze_backbone=True)

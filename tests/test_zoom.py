@@ -147,6 +147,18 @@ def test_zoom_finds_the_small_face_the_first_pass_half_saw():
     assert faces.boxes[0].tolist() == pytest.approx([40, 40, 100, 100], abs=1.0)
 
 
+def test_zoom_reuses_a_first_pass_it_is_given():
+    image = photo([(40, 40, 60), (200, 150, 8)])
+    detect = blob_detector(min_side=12)
+    first = detect(image)
+    again = blob_detector(min_side=12)
+    faces = zoom(again, image, weight=1.0, first_pass=first)
+    assert again.calls and image.shape[:2] not in again.calls  # only crops were detected
+    torch.testing.assert_close(faces.boxes, zoom(detect, image, weight=1.0).boxes)
+    with pytest.raises(TypeError, match=r"first_pass must be crface\.Detections"):
+        zoom(again, image, first_pass=[[0, 0, 10, 10, 0.9]])
+
+
 def test_zoom_on_an_empty_photo_is_empty():
     faces = zoom(blob_detector(), np.zeros((64, 64, 3), np.uint8))
     assert len(faces) == 0

@@ -243,6 +243,16 @@ FACTS: dict[str, Callable[[], str]] = {
     "table.sweep": sweep_table,
     "results.cost": results_section("results_cost.json"),
     "results.cost_models": results_section(COST),
+    "table.headroom_fullres": lambda: _script("headroom").partial_table(
+        results("headroom_fullres.json")
+    ),
+    **{
+        f"table.fullres_{part}": functools.partial(
+            lambda name: _script("fullres").table([str(RESULTS / name)]), f"fullres_{part}.json"
+        )
+        for part in ("curves", "select", "test", "cost")
+    },
+    "table.hires_memory": lambda: _script("hires").memory_table(results("hires_memory.json")),
     "table.zoom": lambda: _script("zoom").table(results(ZOOM)),
     "table.zoom_summary": lambda: _script("zoom").table(
         results(ZOOM), ("single", ZOOM_DEFAULT, "full_2x", "multi")

@@ -2,6 +2,11 @@
 
     .venv/bin/python tools/ship_weights.py --run runs/final_small --results results/results.json \
         --description "..."
+    .venv/bin/python tools/ship_weights.py --run runs/crop --select results/fullres_select.json \
+        [--weights best.pt] --description "..."
+
+With ``--select`` (``benchmarks/fullres.py select``), the strengths are those chosen on the
+wider_train fold the run held out, stored with that fold's AP grid (``selection``).
 
 Reads ``RUN/final.pt`` and ``RUN/config.json``, stores the weights in float16 with metadata: the
 training config, the cross-validated AP per detector from ``benchmarks/results.py``'s JSON, and
@@ -30,30 +35,33 @@ def strength_table(cv: dict) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", type=Path, required=True, help="training run folder")
-    ap.add_argument("--results", type=Path, required=True, help="benchmarks/results.py --json")
+    source = ap.add_mutually_exclusive_group(required=True)
+    source.add_argument("--results", type=Path, help="benchmarks/results.py --json")
+    source.add_argument("--select", type=Path, help="benchmarks/fullres.py select --json")
+    ap.add_argument("--weights", default="final.pt", help="the run's weights file to ship")
     ap.add_argument("--name", default="crface-small")
     ap.add_argument(
         "--description", required=True, help="registry description (state the measured gains)"
     )
     args = ap.parse_args()
-    model, meta = build_model(args.run / "final.pt")
-    results = json.loads(args.results.read_text())
-    cv = results["cv"]
+    model, meta = build_model(args.run / args.weights)
     training_config = json.loads((args.run / "config.json").read_text())
-    metadata = {
-        **meta,
-        "trained": True,
-        "training_config": training_config,
-        "strength": strength_table(cv),
-        "cv_ap": {
+    metadata = {**meta, "trained": True, "training_config": training_config}
+    if args.select:
+        sel = json.loads(args.select.read_text())
+        metadata["strength"] = {"default": sel["default"], "per_detector": sel["per_detector"]}
+        metadata["selection"] = {k: sel[k] for k in ("fold", "images", "grid")}
+    else:
+        cv = json.loads(args.results.read_text())["cv"]
+        metadata["strength"] = strength_table(cv)
+        metadata["cv_ap"] = {
             det: {
                 "single": row["ap"]["0.0"],
                 "rerank": row["ap"]["1.0"],
                 "trained_on": row["trained_on"],
             }
             for det, row in cv.items()
-        },
-    }
+        }
     if training_config.get("init_backbone"):
         frozen = "frozen" if training_config.get("freeze_backbone") else "fine-tuned"
         metadata["backbone_init"] = (

@@ -60,7 +60,12 @@ def run(args: argparse.Namespace) -> int:
         cands = runner.detect(image)
         if args.zoom is not None:
             faces = zoom(
-                runner.detect, image, scale=args.zoom, refiner=refiner, rerank_kwargs=options
+                runner.detect,
+                image,
+                scale=args.zoom,
+                refiner=refiner,
+                rerank_kwargs=options,
+                first_pass=cands,
             )
     else:
         cands = read_detections(args.detections, args.box_format)

@@ -6,6 +6,17 @@
   box voting at IoU 0.4 keeping clusters that at least two passes agree on.
 * ``oracle``: every candidate's score replaced by its IoU with the closest ground truth (the
   paper's oracle confidence), then NMS: what a perfect ranker reaches with the detector's boxes.
+* ``vote``: single-scale + box voting (IoU 0.4, singletons kept).
+
+Partial oracles, which say where the oracle's headroom lies (IoU with the closest face, ``q``),
+on the candidates the detector scores at least 0.02:
+
+* ``oracle_kept``: every one scores ``q`` (``oracle`` also scores those under 0.02).
+
+* ``oracle_fp``: false positives only: ``q < 0.5`` scores 0, the rest keep the detector's score.
+* ``oracle_tp``: true faces only: ``q >= 0.5`` scores ``max(score, q)``, false positives keep theirs.
+* ``oracle_member``: the detector's own NMS clusters keep their top scores, but each cluster's
+  best-localised member (highest ``q``) carries it: the worth of choosing the right box.
 """
 
 from __future__ import annotations
@@ -16,10 +27,13 @@ import torch
 
 from crface.cache import CandidateCache
 from crface.data import FaceDataset
-from crface.ops import box_voting, oracle_confidence, suppress
+from crface.ops import box_voting, nms_clusters, oracle_confidence, suppress
 from crface.types import Detections
 
 METHODS = ("single", "soft", "multi", "oracle")
+PARTIAL_ORACLES = ("oracle_kept", "oracle_fp", "oracle_tp", "oracle_member")
+SINGLE_SCALE = ("single", "soft", "vote", "oracle", *PARTIAL_ORACLES)
+TRUE_IOU = 0.5  # the WIDER protocol's match threshold
 SCORE_THRESHOLD = 0.02  # RetinaFace's WIDER test threshold
 MAX_DET = 750
 
@@ -59,6 +73,43 @@ def oracle(det: Detections, gt_boxes: torch.Tensor, nms_iou: float = 0.4) -> Det
     )
 
 
+def partial_oracle(
+    det: Detections, gt_boxes: torch.Tensor, kind: str, nms_iou: float = 0.4
+) -> Detections:
+    """One of :data:`PARTIAL_ORACLES` (see the module docstring) on raw candidates ``det``.
+
+    Raises:
+        ValueError: unknown ``kind`` (lists the valid ones).
+    """
+    if kind not in PARTIAL_ORACLES:
+        raise ValueError(f"unknown partial oracle {kind!r}; expected one of {PARTIAL_ORACLES}")
+    det = det[det.scores >= SCORE_THRESHOLD]
+    if len(det) == 0:
+        return det
+    q = oracle_confidence(det.boxes, gt_boxes)
+    true = q >= TRUE_IOU
+    if kind != "oracle_member":
+        scores = {
+            "oracle_kept": q,
+            "oracle_fp": torch.where(true, det.scores, 0.0),
+            "oracle_tp": torch.where(true, torch.maximum(det.scores, q), det.scores),
+        }[kind]
+        return postprocess(
+            Detections(det.boxes, scores, det.indices, det.landmarks), "hard", nms_iou
+        )
+    top_of = nms_clusters(det.boxes, det.scores, nms_iou)
+    # Per cluster (by its top's row), the member with the highest q; ties: the lowest row.
+    best = torch.full((len(det),), -1.0).scatter_reduce(0, top_of, q, "amax")
+    rows = torch.arange(len(det))
+    carrier = torch.full((len(det),), len(det)).scatter_reduce(
+        0, top_of[q == best[top_of]], rows[q == best[top_of]], "amin"
+    )
+    tops = rows[top_of == rows]
+    tops = tops[torch.sort(det.scores[tops], descending=True, stable=True).indices]
+    rows, boxes, scores = carrier[tops], det.boxes[carrier[tops]], det.scores[tops]
+    return _finish(det, rows, boxes, scores)
+
+
 def baseline_predictions(
     method: str,
     cache: CandidateCache,
@@ -75,8 +126,9 @@ def baseline_predictions(
         ValueError: unknown method (lists the valid ones).
         FileNotFoundError: a needed cache file is missing (names the dump to run).
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown baseline {method!r}; expected one of {METHODS}")
+    if method not in METHODS + SINGLE_SCALE:
+        valid = tuple(dict.fromkeys(METHODS + SINGLE_SCALE))
+        raise ValueError(f"unknown baseline {method!r}; expected one of {valid}")
     out = {}
     for sample in dataset:
         if method == "multi":
@@ -89,6 +141,10 @@ def baseline_predictions(
             out[sample.name] = postprocess(det, "hard")
         elif method == "soft":
             out[sample.name] = postprocess(det, "soft_gaussian")
+        elif method == "vote":
+            out[sample.name] = postprocess(det, "vote")
+        elif method in PARTIAL_ORACLES:
+            out[sample.name] = partial_oracle(det, sample.boxes, method)
         else:
             out[sample.name] = oracle(det, sample.boxes)
     return out

@@ -73,6 +73,7 @@ def pairwise_ranking_loss(
     ties: str = "ignore",
     scale: float = 1.0,
     pair_weight: str = "min",
+    floor: float = 0.0,
 ) -> Tensor:
     """The paper's n-pair ranking loss (eq. 1-2), averaged per skip and then over the skips.
 
@@ -110,6 +111,9 @@ def pairwise_ranking_loss(
             the loss sharper.
         pair_weight: how a pair's weight combines its rows' weights: ``"min"`` or ``"product"``
             (identical for 0/1 weights).
+        floor: oracle values below it count as 0 (default 0: the paper). At the WIDER protocol's
+            match threshold, 0.5, every candidate under it is a miss whatever its IoU, and how
+            misses order among themselves never changes AP: their pairs become ties.
 
     Returns:
         A scalar Tensor (0, still attached to the graph, when there is no weighted pair).
@@ -135,6 +139,9 @@ def pairwise_ranking_loss(
         raise ValueError(f"pair_weight must be one of {PAIR_WEIGHTS}; got {pair_weight!r}")
     if not scale > 0:
         raise ValueError(f"scale must be > 0; got {scale!r}")
+    if not 0.0 <= floor <= 1.0:
+        raise ValueError(f"floor must be in [0, 1]; got {floor!r}")
+    oracle = torch.where(oracle < floor, 0.0, oracle)
     # Move the valid rows of each image to the front, keeping their order (a no-op for box
     # matrices, whose padding is already at the end).
     order = torch.argsort((~valid).to(torch.int8), dim=1, stable=True)
@@ -154,6 +161,63 @@ def pairwise_ranking_loss(
         total = total + (per_pair * pw).sum() / pw.sum().clamp_min(_EPS)
     # Keeps the result attached to the graph even when no skip fits (N < 2).
     return total / num_pairs + 0.0 * refined.sum()
+
+
+def cluster_pair_loss(
+    refined: Tensor,
+    oracle: Tensor,
+    boxes: Tensor,
+    weights: Tensor,
+    *,
+    iou_threshold: float = 0.4,
+    scale: float = 10.0,
+    floor: float = 0.0,
+) -> Tensor:
+    """Ranking loss over the rivals inside each NMS cluster: every pair of candidates that overlap
+    by IoU >= ``iou_threshold`` (the NMS threshold: one of them suppresses the other) and whose
+    oracles differ, pushed into the oracle's order with ``BCEWithLogits(scale * (c'_i - c'_j))``.
+
+    The paper's neighbour pairs join candidates of similar *score*, which in a crowded photo are
+    mostly different faces; which member of a cluster carries it is what these pairs teach.
+
+    Args:
+        refined: ``Tensor[B, N]`` refined confidences.
+        oracle: ``Tensor[B, N]`` oracle confidences.
+        boxes: ``Tensor[B, N, 5]`` the box matrix (``x, y, w, h, c``; padding rows zero).
+        weights: ``Tensor[B, N]`` row weights; rows of weight 0 (padding included) take no part.
+        iou_threshold: overlap that makes two candidates rivals, in (0, 1].
+        scale: logit scale, as in :func:`pairwise_ranking_loss`.
+        floor: oracle values below it count as 0, as in :func:`pairwise_ranking_loss`.
+
+    Returns:
+        The mean over all pairs of the batch (0, still attached to the graph, without a pair).
+
+    Example:
+        >>> boxes = torch.tensor([[[0.0, 0, 1, 1, 0.9], [0.1, 0, 1, 1, 0.5], [5, 5, 1, 1, 0.4]]])
+        >>> refined = torch.tensor([[0.5, 0.5, 0.5]])
+        >>> oracle, weights = torch.tensor([[0.6, 0.9, 0.0]]), torch.ones(1, 3)
+        >>> round(float(cluster_pair_loss(refined, oracle, boxes, weights)), 4)  # one pair: log 2
+        0.6931
+    """
+    from torchvision.ops import box_iou
+
+    if not 0.0 < iou_threshold <= 1.0:
+        raise ValueError(f"iou_threshold must be in (0, 1]; got {iou_threshold!r}")
+    oracle = torch.where(oracle < floor, 0.0, oracle)
+    xyxy = torch.cat([boxes[..., :2], boxes[..., :2] + boxes[..., 2:4]], dim=-1)
+    total, count = refined.new_zeros(()), 0
+    for b in range(refined.shape[0]):
+        rows = (weights[b] > 0).nonzero().flatten()
+        o = oracle[b, rows]
+        better, worse = (
+            ((box_iou(xyxy[b, rows], xyxy[b, rows]) >= iou_threshold) & (o[:, None] > o[None, :]))
+            .nonzero()
+            .unbind(1)
+        )
+        logits = scale * (refined[b, rows[better]] - refined[b, rows[worse]])
+        total = total + F.softplus(-logits).sum()
+        count += better.numel()
+    return total / max(count, 1) + 0.0 * refined.sum()
 
 
 def _weighted_mean(per_row: Tensor, w: Tensor) -> Tensor:

@@ -47,6 +47,9 @@ Config file (JSON; keys, defaults in brackets)::
                                   #   per image (the paper), or "batch": the batch's rows merged
                                   #   and sorted by confidence, so neighbour pairs span images
                                   #   (WIDER AP thresholds all images at once)
+      "cluster_pairs": 0.0,       # [0] weight of crface.train.losses.cluster_pair_loss: pairs of
+                                  #   rivals inside one NMS cluster (IoU >= 0.4), ordered by
+                                  #   the oracle (with the rank loss's floor and scale)
       "residual_penalty": 0.0,    # [0] weight of mean (refined - input confidence)^2: the ranking
                                   #   loss is blind to a shift of all scores, which can drift
                                   #   them all to 0; this anchors them to the detector's scale
@@ -92,13 +95,14 @@ from crface.backbones import load_retinaface_body
 from crface.cache import CandidateCache
 from crface.data import FaceDataset, load_dataset
 from crface.eval import evaluate
+from crface.eval.sizes import ap_by_size
 from crface.model import PRESETS, ConfidenceRanker, RankerConfig
 from crface.ops import nms
 from crface.paths import shared_path
 from crface.refiner import Refiner, _resolve_device
 from crface.train.augment import AugmentConfig
 from crface.train.data import RankingDataset, RankingItem, TrainSource
-from crface.train.losses import make_loss
+from crface.train.losses import cluster_pair_loss, make_loss
 from crface.types import Detections
 from crface.weights import load_weights, resolve, save_weights
 
@@ -222,6 +226,7 @@ class TrainConfig:
     loss: str = "rank"
     loss_params: Mapping[str, Any] = field(default_factory=dict)
     residual_penalty: float = 0.0
+    cluster_pairs: float = 0.0
     pair_scope: str = "image"
     batch_size: int = 8
     iterations: int = 100_000
@@ -280,6 +285,8 @@ class TrainConfig:
             )
         if self.pair_scope not in PAIR_SCOPES:
             raise ValueError(f"pair_scope must be one of {PAIR_SCOPES}; got {self.pair_scope!r}")
+        if not self.cluster_pairs >= 0:
+            raise ValueError(f"cluster_pairs must be >= 0; got {self.cluster_pairs!r}")
         if not self.residual_penalty >= 0:
             raise ValueError(f"residual_penalty must be >= 0; got {self.residual_penalty!r}")
         if self.weight_decay < 0:
@@ -287,10 +294,10 @@ class TrainConfig:
         # Fail on typos now rather than after the data has loaded.
         self.augment_config()
         make_loss(self.loss, **self.loss_params)
-        no_backbone = self.model is not None and not _model_config(self.model).uses_image
-        if no_backbone and (self.init_backbone is not None or self.freeze_backbone):
+        head = None if self.model is None else _model_config(self.model)
+        if head and not head.uses_backbone and (self.init_backbone or self.freeze_backbone):
             raise ValueError(
-                "head 'rows' has no backbone: init_backbone and freeze_backbone must be unset"
+                f"head {head.head!r} has no backbone: init_backbone and freeze_backbone must be unset"
             )
 
     @classmethod
@@ -427,12 +434,12 @@ class HeldOut:
         self.candidates = {
             det: [cache.load(det, 1.0, False, s.name) for s in dataset] for det in self.detectors
         }
-        self.baseline = {
-            det: evaluate(
-                {s.name: _detector_nms(c) for s, c in zip(dataset, self.candidates[det])}, dataset
-            ).ap
+        baseline = {
+            det: {s.name: _detector_nms(c) for s, c in zip(dataset, self.candidates[det])}
             for det in self.detectors
         }
+        self.baseline = {det: evaluate(p, dataset).ap for det, p in baseline.items()}
+        self.baseline_size = {det: ap_by_size(p, dataset) for det, p in baseline.items()}
 
     def run(self, model: ConfidenceRanker, device: torch.device) -> dict[str, Any]:
         """Evaluate ``model`` (left in eval mode); returns the ``"eval"`` log row's payload."""
@@ -454,7 +461,13 @@ class HeldOut:
                 )
                 preds[det].update(zip((names[i] for i in idx), outs))
         per_det = {
-            det: {"ap": evaluate(preds[det], self.dataset).ap, "baseline_ap": self.baseline[det]}
+            det: {
+                "ap": evaluate(preds[det], self.dataset).ap,
+                "baseline_ap": self.baseline[det],
+                # Where the gain is: AP by face width (< 16, 16-48, > 48 px).
+                "ap_size": ap_by_size(preds[det], self.dataset),
+                "baseline_ap_size": self.baseline_size[det],
+            }
             for det in self.detectors
         }
         settings = list(self.dataset.settings)
@@ -706,6 +719,11 @@ def residual_penalty(refined: torch.Tensor, batch: RankingItem) -> torch.Tensor:
     return (((refined - batch.boxes[..., 4]) ** 2) * w).sum() / w.sum().clamp_min(1.0)
 
 
+def _rival_options(config: TrainConfig) -> dict[str, float]:
+    """The rank loss's ``scale`` and ``floor`` carried over to :func:`cluster_pair_loss`."""
+    return {k: config.loss_params[k] for k in ("scale", "floor") if k in config.loss_params}
+
+
 def _backbone_path(spec: str) -> Path:
     if spec.startswith("shared:"):
         return shared_path("detectors", spec.removeprefix("shared:"))
@@ -767,6 +785,7 @@ def train(
     ranker_cfg = config.ranker_config()
     train_set, heldout = _build_data(config, ranker_cfg)
     loss_fn = make_loss(config.loss, **config.loss_params)
+    rival_options = {"iou_threshold": EVAL_NMS_IOU, **_rival_options(config)}
 
     torch.manual_seed(config.seed)
     model = ConfidenceRanker(ranker_cfg)
@@ -897,6 +916,11 @@ def train(
             loss = loss_fn(*_pair_scope(config.pair_scope, refined, batch))
             if config.residual_penalty:
                 loss = loss + config.residual_penalty * residual_penalty(refined, batch)
+            if config.cluster_pairs:
+                rivals = cluster_pair_loss(
+                    refined, batch.oracle, batch.boxes, batch.weights, **rival_options
+                )
+                loss = loss + config.cluster_pairs * rivals
             value = float(loss.item())
             if not math.isfinite(value):
                 raise FloatingPointError(

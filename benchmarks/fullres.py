@@ -1,0 +1,343 @@
+"""The ranker on full-resolution WIDER (issue 10): strengths chosen on wider_train, tested once.
+
+    .venv/bin/python benchmarks/fullres.py select --weights W [--fold 4] [--json OUT]
+    .venv/bin/python benchmarks/fullres.py test --weights W --select SELECT.json [--json OUT]
+    .venv/bin/python benchmarks/fullres.py cost --weights W [W ...] [--images 10] [--json OUT]
+    .venv/bin/python benchmarks/fullres.py curve RUN [RUN ...] --json results/fullres_curves.json
+        [--png docs/img/fullres_curve.png]
+    .venv/bin/python benchmarks/fullres.py table JSON [JSON ...]
+
+* ``select``: the weights re-score the wider_train fold they were not trained on (``--fold``);
+  per trained detector, the blend strength ``s + a * (r - s)`` with the best AP "all" there; the
+  detectors it never saw get the smallest of those.
+* ``test``: the same weights and strengths on ``wider_val_fullres`` (official Easy / Medium / Hard
+  and AP by face width), on ``wider_val200`` and on the held-out part (``hash_fold == 4``) of
+  ``facemask_kaggle`` / ``roboflow_faces_gray`` (AP "all"), for every runner cached there.
+* ``cost``: RetinaFace-MobileNet-0.25 alone and the rerank of its candidates, timed interleaved
+  image by image on wider_val_fullres photos at their size and resized to 640 and 3840 px wide;
+  medians, at the process's thread count (run with ``OMP_NUM_THREADS=1``).
+
+* ``curve``: the learning curves the runs logged (AP gain on their held-out wider_train fold, "all"
+  and by face width, per detector, at each evaluation), kept as JSON and drawn as a PNG.
+
+Candidates come from the ``crface dump`` cache (``--cache``); ``test`` and ``select`` never fill it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from crface.cache import CandidateCache
+from crface.data import FaceDataset, hash_fold, load_dataset
+from crface.eval.baselines import postprocess
+from crface.eval.sizes import ap_by_size
+from crface.eval.wider import evaluate
+from crface.refiner import Refiner
+from crface.types import Detections
+from crface.weights import build_model
+
+# benchmarks/ is not a package: results.py is found beside this file, however this one is loaded
+# (as a script, or by tools/doc_facts.py for its tables).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import cached_detectors, rescore
+
+TRAIN, TEST = "wider_train", "wider_val_fullres"
+OTHER_SETS = ("wider_val200", "facemask_kaggle", "roboflow_faces_gray")
+STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
+COST_WIDTHS = (640, None, 3840)  # None: the photo's own size
+
+
+def predictions(scored: dict, strength: float) -> dict[str, Detections]:
+    """NMS'd predictions of rescored candidates blended at ``strength``."""
+    out = {}
+    for name, (cand, r) in scored.items():
+        s = cand.scores + strength * (r - cand.scores)
+        out[name] = postprocess(Detections(cand.boxes, s.clamp(0, 1)))
+    return out
+
+
+def scores(scored: dict, dataset: FaceDataset, strength: float) -> dict:
+    preds = predictions(scored, strength)
+    return {"ap": evaluate(preds, dataset).ap, "ap_size": ap_by_size(preds, dataset)}
+
+
+def trained_detectors(weights: Path) -> list[str]:
+    return list(build_model(weights)[1]["detectors"])
+
+
+def select(args: argparse.Namespace) -> dict:
+    data = load_dataset(TRAIN)
+    held = data.subset(lambda s: s.fold == args.fold)
+    trained = trained_detectors(args.weights)
+    scored = rescore(args.weights, held, CandidateCache(args.cache, TRAIN), trained)
+    grid = {det: {str(a): scores(scored[det], held, a) for a in STRENGTHS} for det in trained}
+    best = {
+        det: max(STRENGTHS, key=lambda a, det=det: (round(grid[det][str(a)]["ap"]["all"], 6), -a))
+        for det in trained
+    }
+    default = min(best.values())  # an unseen detector is pushed no harder than any seen one
+    return {
+        "weights": str(args.weights),
+        "fold": args.fold,
+        "images": len(held),
+        "grid": grid,
+        "per_detector": best,
+        "default": default,
+    }
+
+
+def test(args: argparse.Namespace) -> dict:
+    chosen = json.loads(Path(args.select).read_text())
+
+    def strength(det: str) -> float:
+        return chosen["per_detector"].get(det, chosen["default"])
+
+    trained = set(trained_detectors(args.weights))
+    out = {"weights": str(args.weights), "select": args.select, "sets": {}}
+    for name in (TEST, *OTHER_SETS):
+        data = load_dataset(name)
+        if not data.has_splits:
+            data = data.subset(lambda s: hash_fold(s.name) == 4)
+        cache = CandidateCache(args.cache, name)
+        dets = cached_detectors(cache, data)
+        rows = {}
+        for det, scored in rescore(args.weights, data, cache, dets).items():
+            rows[det] = {
+                "trained_on": det in trained,
+                "strength": strength(det),
+                "single": scores(scored, data, 0.0),
+                "rerank": scores(scored, data, strength(det)),
+                "rerank_1": scores(scored, data, 1.0),
+            }
+            print(f"test: {name} {det} done", file=sys.stderr)
+        out["sets"][name] = {"images": len(data), "detectors": rows}
+    return out
+
+
+def resized(image: np.ndarray, width: int | None) -> np.ndarray:
+    if width is None:
+        return image
+    h, w = image.shape[:2]
+    return cv2.resize(image, (width, round(h * width / w)), interpolation=cv2.INTER_LINEAR)
+
+
+def cost(args: argparse.Namespace) -> dict:
+    from crface.detectors import get_detector
+
+    runner = get_detector("retinaface")
+    data = load_dataset(TEST)
+    refiners = {w.stem: Refiner.load(w, device="cpu", threads=0) for w in args.weights}
+    times: dict[str, list[float]] = {}
+    for i in range(min(args.images, len(data))):
+        for width in COST_WIDTHS:
+            image = resized(data.load_image(i), width)
+            key = f"{image.shape[1]}x{image.shape[0]}" if width else "native"
+            t = time.perf_counter()
+            det = runner.detect(image)
+            postprocess(det)
+            times.setdefault(f"{key} detector", []).append(time.perf_counter() - t)
+            for stem, refiner in refiners.items():
+                t = time.perf_counter()
+                refiner.rerank(image, det, invalid="drop")
+                times.setdefault(f"{key} {stem}", []).append(time.perf_counter() - t)
+    return {
+        "images": min(args.images, len(data)),
+        "threads": torch.get_num_threads(),
+        "median_ms": {k: statistics.median(v) * 1e3 for k, v in times.items()},
+    }
+
+
+def curve(args: argparse.Namespace) -> dict:
+    """Per run: its config's loss options and, per evaluation, each detector's AP gains."""
+    out = {}
+    for run in args.runs:
+        cfg = json.loads((run / "config.json").read_text())
+        points = []
+        for line in (run / "log.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            if row["type"] != "eval":
+                continue
+            gains = {
+                det: {
+                    "all": r["ap"]["all"] - r["baseline_ap"]["all"],
+                    **{k: v - r["baseline_ap_size"][k] for k, v in r["ap_size"].items()},
+                }
+                for det, r in row["per_detector"].items()
+            }
+            points.append({"iteration": row["iteration"], "gain": gains})
+        out[run.name] = {
+            "head": cfg["model"].get("head", "crop"),
+            "loss_params": cfg["loss_params"],
+            "cluster_pairs": cfg.get("cluster_pairs", 0.0),
+            "heldout": cfg["heldout"],
+            "points": points,
+        }
+    if args.png:
+        plot_curves(out, args.png)
+    return out
+
+
+def plot_curves(curves: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = ("all", "small", "medium", "large")
+    titles = ("all faces", "< 16 px", "16-48 px", "> 48 px")
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), sharex=True)
+    for name, c in curves.items():
+        its = [p["iteration"] for p in c["points"]]
+        for ax, key in zip(axes, keys):
+            dets = c["points"][0]["gain"] if c["points"] else {}
+            mean = [100 * np.mean([p["gain"][d][key] for d in dets]) for p in c["points"]]
+            ax.plot(its, mean, marker="o", ms=3, label=name)
+    for ax, title in zip(axes, titles):
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_title(f"AP gain, {title}")
+        ax.set_xlabel("iteration")
+    axes[0].set_ylabel("AP points (mean over trained detectors)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def curve_table(res: dict) -> str:
+    lines = [
+        "| run | head | loss options | iteration | AP gain all (<16 / 16-48 / >48 px), per "
+        "detector |",
+        "|---|---|---|---|---|",
+    ]
+    for name, c in res.items():
+        opts = json.dumps({**c["loss_params"], "cluster_pairs": c["cluster_pairs"]})
+        for p in c["points"]:
+            cells = "; ".join(
+                f"{det} {100 * g['all']:+.2f} ({100 * g['small']:+.2f} / "
+                f"{100 * g['medium']:+.2f} / {100 * g['large']:+.2f})"
+                for det, g in p["gain"].items()
+            )
+            lines.append(f"| {name} | {c['head']} | `{opts}` | {p['iteration']} | {cells} |")
+    return "\n".join(lines)
+
+
+def fmt(ap: dict) -> str:
+    return " / ".join(f"{100 * v:.1f}" for v in ap.values())
+
+
+def gain(new: dict, old: dict) -> str:
+    return " / ".join(f"{100 * (new[k] - old[k]):+.1f}" for k in old)
+
+
+def test_table(res: dict) -> str:
+    """Markdown: per set and detector, single vs rerank (E/M/H or "all") and AP by face width."""
+    lines = [
+        "| set | detector | trained on | strength | single | rerank | gain | gain by width "
+        "(<16 / 16-48 / >48 px) | gain at strength 1 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, block in res["sets"].items():
+        for det, r in block["detectors"].items():
+            s, n, one = r["single"], r["rerank"], r["rerank_1"]
+            lines.append(
+                f"| {name} ({block['images']}) | {det} | {'yes' if r['trained_on'] else 'no'} | "
+                f"{r['strength']:g} | {fmt(s['ap'])} | {fmt(n['ap'])} | {gain(n['ap'], s['ap'])} "
+                f"| {gain(n['ap_size'], s['ap_size'])} | {gain(one['ap'], s['ap'])} |"
+            )
+    return "\n".join(lines)
+
+
+def select_table(res: dict) -> str:
+    lines = [
+        f"| detector | AP all (<16 / 16-48 / >48 px) on wider_train fold {res['fold']} "
+        f"({res['images']} photos), by strength | chosen |",
+        "|---|---|---|",
+    ]
+    for det, grid in res["grid"].items():
+        cells = "; ".join(
+            f"{a}: {100 * g['ap']['all']:.1f} ({fmt(g['ap_size'])})" for a, g in grid.items()
+        )
+        lines.append(f"| {det} | {cells} | {res['per_detector'][det]:g} |")
+    return "\n".join(lines)
+
+
+def cost_table(res: dict) -> str:
+    ms = res["median_ms"]
+    sizes = dict.fromkeys(k.split(" ")[0] for k in ms)
+    stems = dict.fromkeys(k.split(" ", 1)[1] for k in ms if not k.endswith(" detector"))
+    lines = [
+        "| photo | RetinaFace | "
+        + " | ".join(f"rerank ({s})" for s in stems)
+        + " | "
+        + " | ".join(f"{s} / RetinaFace" for s in stems)
+        + " |",
+        "|---|---|" + "---|" * 2 * len(stems),
+    ]
+    for size in sizes:
+        d = ms[f"{size} detector"]
+        lines.append(
+            f"| {size} | {d:.0f} ms | "
+            + " | ".join(f"{ms[f'{size} {s}']:.0f} ms" for s in stems)
+            + " | "
+            + " | ".join(f"{ms[f'{size} {s}'] / d:.2f}x" for s in stems)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def renderer(res: dict):
+    """The table function for a JSON of any subcommand."""
+    if "sets" in res:
+        return test_table
+    if "grid" in res:
+        return select_table
+    return cost_table if "median_ms" in res else curve_table
+
+
+def table(paths: list[str]) -> str:
+    parts = []
+    for p in paths:
+        res = json.loads(Path(p).read_text())
+        parts.append(renderer(res)(res))
+    return "\n\n".join(parts)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name in ("select", "test", "cost"):
+        p = sub.add_parser(name)
+        p.add_argument("--weights", type=Path, nargs="+" if name == "cost" else None, required=True)
+        p.add_argument("--cache", default="cache")
+        p.add_argument("--json", type=Path)
+    sub.choices["select"].add_argument("--fold", type=int, default=4)
+    sub.choices["test"].add_argument("--select", required=True, help="the select step's JSON")
+    sub.choices["cost"].add_argument("--images", type=int, default=10)
+    c = sub.add_parser("curve")
+    c.add_argument("runs", type=Path, nargs="+")
+    c.add_argument("--json", type=Path)
+    c.add_argument("--png", type=Path)
+    sub.add_parser("table").add_argument("paths", nargs="+")
+    args = ap.parse_args()
+    if args.command == "table":
+        print(table(args.paths))
+        return 0
+    res = {"select": select, "test": test, "cost": cost, "curve": curve}[args.command](args)
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1) + "\n")
+        print(table([str(args.json)]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
