@@ -135,12 +135,18 @@ def cost(args: argparse.Namespace) -> dict:
 
     runner = get_detector("retinaface")
     data = load_dataset(TEST)
-    refiners = {w.stem: Refiner.load(w, device="cpu", threads=0) for w in args.weights}
+    refiners = {}
+    for w in args.weights:
+        name = f"{w.parent.name}/{w.stem}" if w.suffix else str(w)
+        refiners[f"{name} torch"] = Refiner.load(w, device="cpu", threads=0)
+        refiners[f"{name} onnxruntime"] = Refiner.load(
+            w, backend="onnxruntime", device="cpu", threads=torch.get_num_threads()
+        )
     times: dict[str, list[float]] = {}
     for i in range(min(args.images, len(data))):
         for width in COST_WIDTHS:
             image = resized(data.load_image(i), width)
-            key = f"{image.shape[1]}x{image.shape[0]}" if width else "native"
+            key = f"{width}px-wide" if width else "native"
             t = time.perf_counter()
             det = runner.detect(image)
             postprocess(det)
@@ -272,26 +278,23 @@ def select_table(res: dict) -> str:
 
 
 def cost_table(res: dict) -> str:
+    """Markdown: per photo size and weights, the detector's and the rerank's medians."""
     ms = res["median_ms"]
     sizes = dict.fromkeys(k.split(" ")[0] for k in ms)
-    stems = dict.fromkeys(k.split(" ", 1)[1] for k in ms if not k.endswith(" detector"))
+    names = dict.fromkeys(k.split(" ")[1] for k in ms if not k.endswith(" detector"))
     lines = [
-        "| photo | RetinaFace | "
-        + " | ".join(f"rerank ({s})" for s in stems)
-        + " | "
-        + " | ".join(f"{s} / RetinaFace" for s in stems)
-        + " |",
-        "|---|---|" + "---|" * 2 * len(stems),
+        f"| photos ({res['images']}) | weights | RetinaFace | rerank, torch | rerank, onnxruntime "
+        "| torch / RetinaFace | onnxruntime / RetinaFace |",
+        "|---|---|---|---|---|---|---|",
     ]
     for size in sizes:
         d = ms[f"{size} detector"]
-        lines.append(
-            f"| {size} | {d:.0f} ms | "
-            + " | ".join(f"{ms[f'{size} {s}']:.0f} ms" for s in stems)
-            + " | "
-            + " | ".join(f"{ms[f'{size} {s}'] / d:.2f}x" for s in stems)
-            + " |"
-        )
+        for name in names:
+            t, o = ms[f"{size} {name} torch"], ms[f"{size} {name} onnxruntime"]
+            lines.append(
+                f"| {size.replace('-', ' ')} | {name} | {d:.0f} ms | {t:.0f} ms | {o:.0f} ms "
+                f"| {t / d:.2f}x | {o / d:.2f}x |"
+            )
     return "\n".join(lines)
 
 

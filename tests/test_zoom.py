@@ -249,3 +249,13 @@ def test_zoom_defaults_are_the_setting_chosen_on_wider_train():
     assert defaults["keep_below"] is None  # None means keep_factor * small
     assert chosen["keep_factor"] == 2.0
     assert defaults["cell"] == 64 == inspect.signature(select_regions).parameters["cell"].default
+
+
+def test_voting_skips_candidates_under_the_test_threshold_and_keeps_pooled_rows():
+    from crface.zooming import VOTE_MIN_SCORE, merge
+
+    boxes = torch.tensor([[0.0, 0, 10, 10], [50, 50, 60, 60], [1, 0, 11, 10], [80, 80, 90, 90]])
+    pooled = Detections(boxes, torch.tensor([0.01, 0.9, 0.8, VOTE_MIN_SCORE]))
+    out = merge(None, pooled)
+    assert out.indices.tolist() == [1, 2, 3]  # rows of pooled; row 0 is under the threshold
+    torch.testing.assert_close(out.boxes, boxes[[1, 2, 3]])

@@ -23,6 +23,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from crface.detectors import RUNNERS
 from crface.weights import build_model, register_weights, save_weights
 
 
@@ -49,7 +50,10 @@ def main() -> int:
     metadata = {**meta, "trained": True, "training_config": training_config}
     if args.select:
         sel = json.loads(args.select.read_text())
-        metadata["strength"] = {"default": sel["default"], "per_detector": sel["per_detector"]}
+        # Runners it never trained on get the default (the smallest chosen), stated per name so
+        # that Refiner.load(..., detector=NAME) knows every runner.
+        per_det = {name: sel["per_detector"].get(name, sel["default"]) for name in RUNNERS}
+        metadata["strength"] = {"default": sel["default"], "per_detector": per_det}
         metadata["selection"] = {k: sel[k] for k in ("fold", "images", "grid")}
     else:
         cv = json.loads(args.results.read_text())["cv"]
