@@ -42,13 +42,12 @@ from crface.eval.baselines import postprocess
 from crface.eval.sizes import ap_by_size
 from crface.eval.wider import evaluate
 from crface.refiner import Refiner
-from crface.types import Detections
 from crface.weights import build_model
 
 # benchmarks/ is not a package: results.py is found beside this file, however this one is loaded
 # (as a script, or by tools/doc_facts.py for its tables).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import cached_detectors, rescore
+from results import blended, cached_detectors, rescore
 
 TRAIN, TEST = "wider_train", "wider_val_fullres"
 OTHER_SETS = ("wider_val200", "facemask_kaggle", "roboflow_faces_gray")
@@ -56,17 +55,8 @@ STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
 COST_WIDTHS = (640, None, 3840)  # None: the photo's own size
 
 
-def predictions(scored: dict, strength: float) -> dict[str, Detections]:
-    """NMS'd predictions of rescored candidates blended at ``strength``."""
-    out = {}
-    for name, (cand, r) in scored.items():
-        s = cand.scores + strength * (r - cand.scores)
-        out[name] = postprocess(Detections(cand.boxes, s.clamp(0, 1)))
-    return out
-
-
 def scores(scored: dict, dataset: FaceDataset, strength: float) -> dict:
-    preds = predictions(scored, strength)
+    preds = blended(scored, strength)
     return {"ap": evaluate(preds, dataset).ap, "ap_size": ap_by_size(preds, dataset)}
 
 

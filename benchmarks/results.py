@@ -67,14 +67,21 @@ def rescore(
     return out
 
 
-def ap_at(
-    scored: dict[str, tuple[Detections, torch.Tensor]], dataset: FaceDataset, strength: float
-) -> dict[str, float]:
+def blended(
+    scored: dict[str, tuple[Detections, torch.Tensor]], strength: float
+) -> dict[str, Detections]:
+    """NMS'd predictions of rescored candidates at blend strength ``s + a * (r - s)``."""
     preds = {}
     for name, (cand, r) in scored.items():
         s = cand.scores + strength * (r - cand.scores)
         preds[name] = postprocess(Detections(cand.boxes, s.clamp(0, 1)))
-    return evaluate(preds, dataset).ap
+    return preds
+
+
+def ap_at(
+    scored: dict[str, tuple[Detections, torch.Tensor]], dataset: FaceDataset, strength: float
+) -> dict[str, float]:
+    return evaluate(blended(scored, strength), dataset).ap
 
 
 def cv_table(cv: Path, cache_root: str, trained: set[str]) -> dict:

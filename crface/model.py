@@ -354,8 +354,7 @@ class ConfidenceRanker(nn.Module):
         cfg = self.config
         fine = self.head_conv[0](p3)
         xyxy = torch.cat([boxes[..., :2], boxes[..., :2] + boxes[..., 2:4]], dim=-1) * size
-        batch_idx = torch.arange(b, device=boxes.device, dtype=boxes.dtype)
-        rois = torch.cat([batch_idx.view(b, 1, 1).expand(b, n, 1), xyxy], dim=-1).reshape(b * n, 5)
+        rois = _rois(xyxy)
         spatial = size / fine.shape[-1]
         pooled = roi_align(fine, rois, cfg.roi_size, 1.0 / spatial, sampling_ratio=2, aligned=True)
         context = self.head_conv[2](p5).mean(dim=(2, 3))  # (B, C)
@@ -376,9 +375,7 @@ class ConfidenceRanker(nn.Module):
         xywh = boxes[..., :4] * image.shape[-1]
         centre = xywh[..., :2] + xywh[..., 2:] / 2
         half = xywh[..., 2:] * (cfg.crop_context / 2)
-        xyxy = torch.cat([centre - half, centre + half], dim=-1)
-        batch_idx = torch.arange(b, device=boxes.device, dtype=boxes.dtype).view(b, 1, 1)
-        rois = torch.cat([batch_idx.expand(b, n, 1), xyxy], dim=-1).reshape(b * n, 5)
+        rois = _rois(torch.cat([centre - half, centre + half], dim=-1))
         # Sampling 2 x 2 points per bin bounds the cost whatever the box size. Padding rows get
         # a patch too (a data-dependent row count would not export), zeroed below.
         patches = roi_align(image, rois, cfg.crop_size, 1.0, sampling_ratio=2, aligned=True)
@@ -391,6 +388,13 @@ class ConfidenceRanker(nn.Module):
     def num_parameters(self) -> int:
         """Number of parameters."""
         return sum(p.numel() for p in self.parameters())
+
+
+def _rois(xyxy: Tensor) -> Tensor:
+    """``Tensor[B, N, 4]`` boxes -> ``Tensor[B * N, 5]`` RoIAlign rows ``(batch index, x1, y1, x2, y2)``."""
+    b, n = xyxy.shape[:2]
+    batch_idx = torch.arange(b, device=xyxy.device, dtype=xyxy.dtype).view(b, 1, 1)
+    return torch.cat([batch_idx.expand(b, n, 1), xyxy], dim=-1).reshape(b * n, 5)
 
 
 def _row_parts(row_feats: Tensor, boxes: Tensor) -> list[Tensor]:

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from crface.adapters import get_adapter
+from crface.eval.baselines import SCORE_THRESHOLD
 from crface.imageio import as_rgb_array
 from crface.ops import box_voting
 from crface.regions import cells_to_regions, concat, detect_regions
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 RULES = ("cells", "grid")
 GRID = 4  # the "grid" rule's tiles per side: a fixed 4 x 4 split of the photo, the baseline
 SIZE_KEYS = ("image_size", "input_size")
-VOTE_MIN_SCORE = 0.02  # candidates under it are not box-voted (see merge)
 
 __all__ = ["RULES", "fuse", "gate", "longer_side", "merge", "select_regions", "zoom"]
 
@@ -237,7 +237,8 @@ def merge(
     """Fuse pooled candidates once for the whole photo: the ranker when given, else box voting.
 
     ``indices`` are renumbered to the pooled rows, so they point into ``pooled``. Box voting
-    fuses the candidates scoring at least :data:`VOTE_MIN_SCORE` (0.02, WIDER's test threshold).
+    fuses the candidates scoring at least WIDER's test threshold
+    (:data:`crface.eval.baselines.SCORE_THRESHOLD`).
     """
     pooled = Detections(pooled.boxes, pooled.scores, landmarks=pooled.landmarks)
     if refiner is not None:
@@ -245,7 +246,7 @@ def merge(
     # Voting works per overlapping pair, and detectors that return thousands of near-zero
     # candidates (SCRFD) made it half of zoom's time; under WIDER's test threshold they never
     # score, and their weight in a cluster's mean is negligible.
-    return fuse(pooled[pooled.scores >= VOTE_MIN_SCORE], vote_iou)  # indices stay pooled rows
+    return fuse(pooled[pooled.scores >= SCORE_THRESHOLD], vote_iou)  # indices stay pooled rows
 
 
 def longer_side(boxes: Tensor) -> Tensor:

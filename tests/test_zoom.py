@@ -252,10 +252,11 @@ def test_zoom_defaults_are_the_setting_chosen_on_wider_train():
 
 
 def test_voting_skips_candidates_under_the_test_threshold_and_keeps_pooled_rows():
-    from crface.zooming import VOTE_MIN_SCORE, merge
+    from crface.eval.baselines import SCORE_THRESHOLD
+    from crface.zooming import merge
 
     boxes = torch.tensor([[0.0, 0, 10, 10], [50, 50, 60, 60], [1, 0, 11, 10], [80, 80, 90, 90]])
-    pooled = Detections(boxes, torch.tensor([0.01, 0.9, 0.8, VOTE_MIN_SCORE]))
+    pooled = Detections(boxes, torch.tensor([0.01, 0.9, 0.8, SCORE_THRESHOLD]))
     out = merge(None, pooled)
     assert out.indices.tolist() == [1, 2, 3]  # rows of pooled; row 0 is under the threshold
     torch.testing.assert_close(out.boxes, boxes[[1, 2, 3]])

@@ -89,11 +89,12 @@ def partial_oracle(
     q = oracle_confidence(det.boxes, gt_boxes)
     true = q >= TRUE_IOU
     if kind != "oracle_member":
-        scores = {
-            "oracle_kept": q,
-            "oracle_fp": torch.where(true, det.scores, 0.0),
-            "oracle_tp": torch.where(true, torch.maximum(det.scores, q), det.scores),
-        }[kind]
+        if kind == "oracle_kept":
+            scores = q
+        elif kind == "oracle_fp":
+            scores = torch.where(true, det.scores, 0.0)
+        else:
+            scores = torch.where(true, torch.maximum(det.scores, q), det.scores)
         return postprocess(
             Detections(det.boxes, scores, det.indices, det.landmarks), "hard", nms_iou
         )

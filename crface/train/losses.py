@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from crface.ops import box_iou, convert_boxes
+
 TIES = ("ignore", "paper")
 PAIR_WEIGHTS = ("min", "product")
 # Keeps 0/0 (a skip or batch without a weighted pair) at 0 without a data-dependent branch, which
@@ -139,9 +141,7 @@ def pairwise_ranking_loss(
         raise ValueError(f"pair_weight must be one of {PAIR_WEIGHTS}; got {pair_weight!r}")
     if not scale > 0:
         raise ValueError(f"scale must be > 0; got {scale!r}")
-    if not 0.0 <= floor <= 1.0:
-        raise ValueError(f"floor must be in [0, 1]; got {floor!r}")
-    oracle = torch.where(oracle < floor, 0.0, oracle)
+    oracle = _floored(oracle, floor)
     # Move the valid rows of each image to the front, keeping their order (a no-op for box
     # matrices, whose padding is already at the end).
     order = torch.argsort((~valid).to(torch.int8), dim=1, stable=True)
@@ -199,12 +199,10 @@ def cluster_pair_loss(
         >>> round(float(cluster_pair_loss(refined, oracle, boxes, weights)), 4)  # one pair: log 2
         0.6931
     """
-    from torchvision.ops import box_iou
-
     if not 0.0 < iou_threshold <= 1.0:
         raise ValueError(f"iou_threshold must be in (0, 1]; got {iou_threshold!r}")
-    oracle = torch.where(oracle < floor, 0.0, oracle)
-    xyxy = torch.cat([boxes[..., :2], boxes[..., :2] + boxes[..., 2:4]], dim=-1)
+    oracle = _floored(oracle, floor)
+    xyxy = convert_boxes(boxes[..., :4], "xywh")
     total, count = refined.new_zeros(()), 0
     for b in range(refined.shape[0]):
         rows = (weights[b] > 0).nonzero().flatten()
@@ -218,6 +216,13 @@ def cluster_pair_loss(
         total = total + F.softplus(-logits).sum()
         count += better.numel()
     return total / max(count, 1) + 0.0 * refined.sum()
+
+
+def _floored(oracle: Tensor, floor: float) -> Tensor:
+    """``oracle`` with values under ``floor`` (in [0, 1]) set to 0: the losses' ``floor`` option."""
+    if not 0.0 <= floor <= 1.0:
+        raise ValueError(f"floor must be in [0, 1]; got {floor!r}")
+    return torch.where(oracle < floor, 0.0, oracle)
 
 
 def _weighted_mean(per_row: Tensor, w: Tensor) -> Tensor:
