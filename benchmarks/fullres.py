@@ -1,6 +1,6 @@
 """The ranker on full-resolution WIDER (issue 10): strengths chosen on wider_train, tested once.
 
-    .venv/bin/python benchmarks/fullres.py select --weights W [--fold 4] [--json OUT]
+    .venv/bin/python benchmarks/fullres.py select --weights W [--fold 4] [--scale 1] [--json OUT]
     .venv/bin/python benchmarks/fullres.py test --weights W --select SELECT.json [--json OUT]
     .venv/bin/python benchmarks/fullres.py cost --weights W [W ...] [--images 10] [--json OUT]
     .venv/bin/python benchmarks/fullres.py curve RUN [RUN ...] --json results/fullres_curves.json
@@ -9,7 +9,8 @@
 
 * ``select``: the weights re-score the wider_train fold they were not trained on (``--fold``);
   per trained detector, the blend strength ``s + a * (r - s)`` with the best AP "all" there; the
-  detectors it never saw get the smallest of those.
+  detectors it never saw get the smallest of those. ``--scale`` picks the dump the candidates come
+  from (7.5: the training photos resized to 7680 px wide, for a ranker meant for 8K photos).
 * ``test``: the same weights and strengths on ``wider_val_fullres`` (official Easy / Medium / Hard
   and AP by face width), on ``wider_val200`` and on the held-out part (``hash_fold == 4``) of
   ``facemask_kaggle`` / ``roboflow_faces_gray`` (AP "all"), for every runner cached there.
@@ -66,9 +67,22 @@ def trained_detectors(weights: Path) -> list[str]:
 
 def select(args: argparse.Namespace) -> dict:
     data = load_dataset(TRAIN)
-    held = data.subset(lambda s: s.fold == args.fold)
     trained = trained_detectors(args.weights)
-    scored = rescore(args.weights, held, CandidateCache(args.cache, TRAIN), trained)
+    cache = CandidateCache(args.cache, TRAIN)
+    fold = data.subset(lambda s: s.fold == args.fold)
+    # A dump of part of the set (e.g. --limit at 7.5x) covers part of the fold: say how much.
+    held = fold.subset(lambda s: all(cache.has(d, args.scale, False, s.name) for d in trained))
+    if len(held) < len(fold):
+        print(
+            f"select: {len(held)} of {len(fold)} fold-{args.fold} photos have candidates at "
+            f"scale {args.scale:g} for {trained}",
+            file=sys.stderr,
+        )
+    if not len(held):
+        sys.exit(
+            f"no fold-{args.fold} photo has candidates at scale {args.scale:g}: run crface dump"
+        )
+    scored = rescore(args.weights, held, cache, trained, args.scale)
     grid = {det: {str(a): scores(scored[det], held, a) for a in STRENGTHS} for det in trained}
     best = {
         det: max(STRENGTHS, key=lambda a, det=det: (round(grid[det][str(a)]["ap"]["all"], 6), -a))
@@ -78,7 +92,9 @@ def select(args: argparse.Namespace) -> dict:
     return {
         "weights": str(args.weights),
         "fold": args.fold,
+        "scale": args.scale,
         "images": len(held),
+        "fold_images": len(fold),
         "grid": grid,
         "per_detector": best,
         "default": default,
@@ -314,6 +330,9 @@ def main() -> int:
         p.add_argument("--cache", default="cache")
         p.add_argument("--json", type=Path)
     sub.choices["select"].add_argument("--fold", type=int, default=4)
+    sub.choices["select"].add_argument(
+        "--scale", type=float, default=1.0, help="dump scale of the candidates"
+    )
     sub.choices["test"].add_argument("--select", required=True, help="the select step's JSON")
     sub.choices["cost"].add_argument("--images", type=int, default=10)
     c = sub.add_parser("curve")

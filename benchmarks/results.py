@@ -51,16 +51,20 @@ def cached_detectors(cache: CandidateCache, dataset: FaceDataset) -> list[str]:
 
 
 def rescore(
-    weights: Path, dataset: FaceDataset, cache: CandidateCache, detectors: list[str]
+    weights: Path,
+    dataset: FaceDataset,
+    cache: CandidateCache,
+    detectors: list[str],
+    scale: float = 1.0,
 ) -> dict[str, dict[str, tuple[Detections, torch.Tensor]]]:
-    """detector -> image -> (candidates, ranker scores at strength 1)."""
+    """detector -> image -> (candidates of the ``scale`` pass, ranker scores at strength 1)."""
     model, meta = build_model(weights)
     refiner = Refiner.from_model(model, device="auto", metadata=meta, strength=1.0)
     out: dict[str, dict[str, tuple[Detections, torch.Tensor]]] = {d: {} for d in detectors}
     for i, sample in enumerate(dataset):
         image = dataset.load_image(i)
         for det in detectors:
-            cand = cache.load(det, 1.0, False, sample.name)
+            cand = cache.load(det, scale, False, sample.name)
             cand = cand[(cand.boxes[:, 2:] > cand.boxes[:, :2]).all(dim=1)]
             r = refiner.refine_scores(image, cand.boxes, cand.scores) if len(cand) else cand.scores
             out[det][sample.name] = (cand, r)

@@ -6,11 +6,13 @@ import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from crface import __version__
 from crface.cache import CandidateCache, variant_name
 from crface.data import FaceDataset
 from crface.detectors.base import DetectorRunner
+from crface.types import Detections
 from crface.weights import sha256_of
 
 
@@ -36,6 +38,7 @@ def dump_dataset(
     flip: bool = False,
     progress: bool = True,
     limit: int | None = None,
+    zoom: float | None = None,
 ) -> DumpStats:
     """Cache ``runner``'s candidates for every image of ``dataset`` at each scale (and mirrored).
 
@@ -50,6 +53,10 @@ def dump_dataset(
         flip: also run on the mirrored image (variants ``s<scale>_flip``).
         progress: show a tqdm progress bar.
         limit: only the first ``limit`` images (for quick checks).
+        zoom: cache :func:`crface.zoom`'s pooled candidates at this scale instead (the photo's
+            own pass plus the zoomed one, unfused, with ``detector_name``'s tuned settings when
+            it is a built-in runner) under the detector folder ``<detector_name>_zoom<zoom>``;
+            ``scales`` must then be ``(1.0,)`` without ``flip``.
 
     Returns:
         :class:`DumpStats`.
@@ -59,6 +66,9 @@ def dump_dataset(
     if not scales or any(s <= 0 for s in scales):
         raise ValueError(f"scales must be positive numbers; got {list(scales)}")
     variants = [(float(s), f) for s in scales for f in ((False, True) if flip else (False,))]
+    detect = runner.detect
+    if zoom is not None:
+        detect, detector_name = _zoomed(runner, detector_name, zoom, variants)
     meta = {
         "detector": detector_name,
         "runner": type(runner).__name__,
@@ -69,6 +79,8 @@ def dump_dataset(
         "dataset_root": str(dataset.root),
         "crface_version": __version__,
     }
+    if zoom is not None:
+        meta["zoom_scale"] = zoom
     for scale, f in variants:
         cache.write_meta(detector_name, scale, f, {**meta, "scale": scale, "flip": f})
     samples = list(dataset)[:limit]
@@ -88,7 +100,7 @@ def dump_dataset(
         for s, f in todo:
             key = variant_name(s, f)
             t = time.perf_counter()
-            det = runner.detect(image, scale=s, flip=f)
+            det = detect(image, scale=s, flip=f)
             stats.ms.setdefault(key, []).append((time.perf_counter() - t) * 1e3)
             cache.save(detector_name, s, f, sample.name, det)
             stats.done[key] = stats.done.get(key, 0) + 1
@@ -102,3 +114,20 @@ def dump_dataset(
                 {**cache.read_meta(detector_name, scale, f), "median_ms": stats.median_ms(key)},
             )
     return stats
+
+
+def _zoomed(runner: DetectorRunner, name: str, factor: float, variants: list) -> tuple:
+    """``(detect, folder name)`` caching zoom's pooled candidates of ``runner`` at ``factor``."""
+    from crface.zooming import TUNED, zoom
+
+    if variants != [(1.0, False)]:
+        raise ValueError(
+            f"zoom caches one pass pair per photo: use scales (1.0,) without flip; got {variants}"
+        )
+    settings = name if name in TUNED else None
+
+    def detect(image: Any, scale: float, flip: bool) -> Detections:
+        del scale, flip  # always (1.0, False), checked above
+        return zoom(runner.detect, image, scale=factor, detector=settings, pool_only=True)
+
+    return detect, f"{name}_zoom{factor:g}"

@@ -21,7 +21,7 @@ from crface import __version__
 from crface._optional import ort_session, require
 from crface.adapters.generic import as_float_tensor
 from crface.imageio import as_rgb_array
-from crface.model import ConfidenceRanker, RankerConfig, box_matrix, letterbox
+from crface.model import ConfidenceRanker, RankerConfig, box_matrix, fold_batchnorm, letterbox
 from crface.ops import BOX_FORMATS, convert_boxes, suppress
 from crface.types import Detections
 from crface.weights import build_model, resolve
@@ -379,8 +379,13 @@ class Refiner:
             buf = io.BytesIO()
             export_onnx(model, buf, metadata)
             return cls.from_onnx(buf.getvalue(), device, batch_size, **options)
+        # The model is ours, so inference-only rewrites are safe: BatchNorm folded into the convs.
         return cls.from_model(
-            model, device=device, metadata=metadata, batch_size=batch_size, **options
+            fold_batchnorm(model.eval()),
+            device=device,
+            metadata=metadata,
+            batch_size=batch_size,
+            **options,
         )
 
     @classmethod

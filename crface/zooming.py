@@ -11,8 +11,9 @@ the ranker when a ``refiner`` is given).
     >>> detector = crface.detectors.get_detector("retinaface")       # doctest: +SKIP
     >>> faces = crface.zoom(detector.detect, image, budget=0.3)       # doctest: +SKIP
 
-The selection and its defaults were chosen on ``wider_train`` folds (``benchmarks/zoom.py
---tune``); see ``docs/zoom.md`` for the measured gains and costs.
+The selection's settings were chosen on ``wider_train`` (``benchmarks/zoom.py tune``): one set
+per built-in runner (:data:`TUNED`, used with ``detector=``) and one for any other detector
+(:data:`GENERIC`); see ``docs/zoom.md`` for the measured gains and costs.
 """
 
 from __future__ import annotations
@@ -39,7 +40,47 @@ RULES = ("cells", "grid")
 GRID = 4  # the "grid" rule's tiles per side: a fixed 4 x 4 split of the photo, the baseline
 SIZE_KEYS = ("image_size", "input_size")
 
-__all__ = ["RULES", "fuse", "gate", "longer_side", "merge", "select_regions", "zoom"]
+# Chosen by `benchmarks/zoom.py tune` on wider_train (results/zoom_tune.json: "chosen" and
+# "per_detector"; tests/test_zoom.py checks that these match it). keep_below = 2 * small.
+GENERIC: dict[str, float] = {"small": 24.0, "seed_score": 0.1, "weight": 0.7, "budget": 1.0}
+TUNED: dict[str, dict[str, float]] = {
+    "retinaface": {"small": 24.0, "seed_score": 0.05, "weight": 0.7, "budget": 1.0},
+    "yunet_n": {"small": 24.0, "seed_score": 0.1, "weight": 0.9, "budget": 1.0},
+    "scrfd_500m": {"small": 24.0, "seed_score": 0.1, "weight": 0.8, "budget": 1.0},
+}
+
+__all__ = [
+    "GENERIC",
+    "RULES",
+    "TUNED",
+    "fuse",
+    "gate",
+    "longer_side",
+    "merge",
+    "select_regions",
+    "settings",
+    "zoom",
+]
+
+
+def settings(detector: str | None = None) -> dict[str, float]:
+    """The zoom settings chosen on ``wider_train`` for a built-in runner (``None``: any detector).
+
+    Raises:
+        ValueError: a ``detector`` without tuned settings (lists those that have them).
+
+    Example:
+        >>> settings()["budget"]
+        1.0
+    """
+    if detector is None:
+        return dict(GENERIC)
+    if detector not in TUNED:
+        raise ValueError(
+            f"no zoom settings tuned for detector {detector!r}; tuned: {sorted(TUNED)}. "
+            "Leave detector=None for the settings chosen for any detector"
+        )
+    return dict(TUNED[detector])
 
 
 def _budget_px(budget: float, image_size: tuple[int, int]) -> float:
@@ -56,8 +97,8 @@ def select_regions(
     image_size: tuple[int, int],
     *,
     rule: str = "cells",
-    budget: float = 0.25,
-    small: float = 24.0,
+    budget: float = 1.0,
+    small: float = 16.0,
     seed_score: float = 0.05,
     cell: int = 64,
 ) -> Tensor:
@@ -146,16 +187,18 @@ def zoom(
     adapter: str = "generic",
     scale: float = 2.0,
     refiner: Refiner | None = None,
-    budget: float = 0.25,
+    budget: float | None = None,
+    detector: str | None = None,
     rule: str = "cells",
-    small: float = 24.0,
-    seed_score: float = 0.05,
+    small: float | None = None,
+    seed_score: float | None = None,
     cell: int = 64,
     keep_below: float | None = None,
-    weight: float = 0.7,
+    weight: float | None = None,
     vote_iou: float = 0.4,
     rerank_kwargs: dict[str, Any] | None = None,
     first_pass: Detections | None = None,
+    pool_only: bool = False,
     **adapter_kwargs: Any,
 ) -> Detections:
     """Detect, zoom into the parts of the photo where small faces are, detect again, fuse.
@@ -168,9 +211,15 @@ def zoom(
         image: the photo: an ``HxWx3`` uint8 array, PIL image, ``CxHxW`` tensor or path.
         adapter: adapter name for ``detect_fn``'s output (see :data:`crface.adapters.ADAPTERS`).
         scale: resize factor of the second pass (> 1).
-        refiner: fuse the two passes with :meth:`Refiner.rerank` instead of box voting.
-        budget: zoomed area: a fraction of the photo in (0, 1] or a number of pixels (default
-            0.25); the second pass costs about ``scale**2 * budget`` first passes.
+        refiner: fuse the two passes with :meth:`Refiner.rerank` instead of box voting (with
+            ``nms="vote"`` unless ``rerank_kwargs`` names another: candidates of two scales
+            want voting: hard NMS lost 1.7 AP on ``wider_train`` fold 4).
+        budget: cap on the zoomed area: a fraction of the photo in (0, 1] or a number of
+            pixels; the second pass costs about ``scale**2 * area`` first passes. Default 1:
+            all the cells holding seeds (on WIDER, 10-40% of a photo).
+        detector: a built-in runner's name (e.g. ``"scrfd_500m"``): its settings tuned on
+            ``wider_train`` (:data:`TUNED`) fill the options left ``None``; else
+            :data:`GENERIC`.
         rule: region rule, ``"cells"`` or ``"grid"`` (see :func:`select_regions`).
         small: candidates under this many photo pixels (longer side) mark where to zoom.
         seed_score: ... and score at least this.
@@ -183,6 +232,8 @@ def zoom(
         first_pass: the first pass's candidates when the caller already has them
             (:class:`Detections` in photo pixels, as the adapter returns them): the photo is then
             not detected again, only the zoomed regions are.
+        pool_only: return both passes' candidates unfused (first pass, then the gated zoomed
+            pass), for your own fusion or for caching (``crface dump --zoom``).
         **adapter_kwargs: options for the adapter (fixed input sizes are refused: crops vary).
 
     Returns:
@@ -190,7 +241,7 @@ def zoom(
         the first pass's rows first.
 
     Raises:
-        ValueError: unknown adapter or rule, ``scale`` <= 1, bad ``budget``.
+        ValueError: unknown adapter, rule or ``detector``, ``scale`` <= 1, bad ``budget``.
         TypeError: a fixed ``image_size=`` / ``input_size=`` adapter option.
         RuntimeError: the detector failed on a crop (names the crop's size).
 
@@ -205,6 +256,8 @@ def zoom(
     """
     if not scale > 1:
         raise ValueError(f"scale must be > 1 (the zoomed pass upscales); got {scale!r}")
+    given = {"budget": budget, "small": small, "seed_score": seed_score, "weight": weight}
+    opts = {**settings(detector), **{k: v for k, v in given.items() if v is not None}}
     run = runner(detect_fn, adapter, **adapter_kwargs)
     array = as_array(image)
     if first_pass is not None and not isinstance(first_pass, Detections):
@@ -213,18 +266,20 @@ def zoom(
             f"{type(first_pass).__name__}: convert it with crface.adapters.adapt(adapter_name, output) first"
         )
     first = run(array) if first_pass is None else first_pass
+    small = opts["small"]
     regions = select_regions(
         first,
         array.shape[:2],
         rule=rule,
-        budget=budget,
+        budget=opts["budget"],
         small=small,
-        seed_score=seed_score,
+        seed_score=opts["seed_score"],
         cell=cell,
     )
     second = detect_regions(run, array, regions, scale=scale, margin=math.ceil(small))
-    second = gate(second, keep_below or 2 * small, weight)
-    return merge(image, concat([first, second]), refiner, rerank_kwargs, vote_iou)
+    second = gate(second, keep_below or 2 * small, opts["weight"])
+    pooled = concat([first, second])
+    return pooled if pool_only else merge(image, pooled, refiner, rerank_kwargs, vote_iou)
 
 
 def merge(
@@ -242,7 +297,7 @@ def merge(
     """
     pooled = Detections(pooled.boxes, pooled.scores, landmarks=pooled.landmarks)
     if refiner is not None:
-        return refiner.rerank(image, pooled, **(rerank_kwargs or {}))
+        return refiner.rerank(image, pooled, **{"nms": "vote", **(rerank_kwargs or {})})
     # Voting works per overlapping pair, and detectors that return thousands of near-zero
     # candidates (SCRFD) made it half of zoom's time; under WIDER's test threshold they never
     # score, and their weight in a cluster's mean is negligible.

@@ -1,6 +1,6 @@
 """Zoom on one photo: the detector at the photo's own size, then again where small faces are.
 
-    python examples/zoom_example.py IMAGE [--detector retinaface] [--budget 0.25] [--out zoom.png]
+    python examples/zoom_example.py IMAGE [--detector retinaface] [--budget 1] [--out zoom.png]
 
 ``crface.zoom`` runs the detector once, picks the parts of the photo holding small or uncertain
 candidates (at most ``--budget`` of its area), runs the detector again on those parts at 2x and
@@ -23,7 +23,9 @@ def main() -> int:
     parser.add_argument("image", help="image file")
     add_detector_args(parser)
     add_drawing_args(parser, out="zoom.png")
-    parser.add_argument("--budget", type=float, default=0.25, help="zoomed area (default 0.25)")
+    parser.add_argument(
+        "--budget", type=float, default=1.0, help="cap on the zoomed area (default 1: no cap)"
+    )
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
@@ -37,7 +39,10 @@ def main() -> int:
     single = postprocess(runner.detect(image), "hard")
     t_single = time.perf_counter() - t
     t = time.perf_counter()
-    zoomed = crface.zoom(runner.detect, image, budget=args.budget)
+    from crface.zooming import TUNED
+
+    tuned = args.detector if args.detector in TUNED else None  # else the any-detector settings
+    zoomed = crface.zoom(runner.detect, image, budget=args.budget, detector=tuned)
     t_zoom = time.perf_counter() - t
     shown = args.draw_threshold
     print(f"image: {args.image} ({image.shape[1]}x{image.shape[0]}), detector: {args.detector}")

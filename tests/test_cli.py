@@ -31,7 +31,7 @@ def test_weights_lists_shipped_weights(capsys) -> None:
     assert "crface-small" in out and "crface-boxes" in out
     assert main(["weights", "--json"]) == 0
     names = {row["name"] for row in json.loads(capsys.readouterr().out)}
-    assert names == {"crface-small", "crface-small-416", "crface-boxes"}
+    assert names == {"crface-small", "crface-small-8k", "crface-small-416", "crface-boxes"}
 
 
 def test_demo_writes_png_and_table(tmp_path, capsys) -> None:

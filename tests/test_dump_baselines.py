@@ -88,6 +88,21 @@ def test_dump_writes_every_variant_and_resumes(tmp_path, dataset, runner) -> Non
         dump_dataset(runner, "fake", dataset, cache, [0.0])
 
 
+def test_dump_zoom_caches_zooms_pooled_candidates(tmp_path, dataset, runner) -> None:
+    from crface.zooming import zoom
+
+    cache = CandidateCache(tmp_path / "cache", "toy")
+    dump_dataset(runner, "fake", dataset, cache, progress=False, zoom=2.0)
+    assert cache.variants("fake_zoom2") == [(1.0, False)]
+    assert cache.read_meta("fake_zoom2", 1.0, False)["zoom_scale"] == 2.0
+    stored = cache.load("fake_zoom2", 1.0, False, "ev/a.jpg")
+    pooled = zoom(runner.detect, dataset.load_image(0), scale=2.0, pool_only=True)
+    torch.testing.assert_close(stored.boxes, pooled.boxes)
+    torch.testing.assert_close(stored.scores, pooled.scores)
+    with pytest.raises(ValueError, match=r"use scales \(1.0,\) without flip"):
+        dump_dataset(runner, "fake", dataset, cache, [1.0], flip=True, progress=False, zoom=2.0)
+
+
 def test_baselines_on_cache(tmp_path, dataset, runner) -> None:
     cache = CandidateCache(tmp_path / "cache", "toy")
     dump_dataset(runner, "fake", dataset, cache, [1.0, 2.0], flip=True, progress=False)

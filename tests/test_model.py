@@ -201,3 +201,26 @@ def test_crop_head_sees_only_the_pixels_around_each_candidate() -> None:
 def test_crop_config_checks_its_patch_size() -> None:
     with pytest.raises(ValueError, match="crop_size must be a positive multiple of 4"):
         RankerConfig(head="crop", crop_size=10)
+
+
+@pytest.mark.parametrize("head", ["global", "rows", "crop"])
+def test_fold_batchnorm_keeps_outputs_and_removes_every_batchnorm(head) -> None:
+    from crface.model import fold_batchnorm
+
+    model = random_model(num_boxes=8, image_size=64, head=head)
+    for m in model.modules():  # non-trivial running statistics, so that folding matters
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    image, boxes = torch.rand(2, 3, 64, 64) * 255, torch.rand(2, 8, 5)
+    expected = model(image, boxes)
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    torch.testing.assert_close(folded(image, boxes), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_fold_batchnorm_refuses_a_model_in_training_mode() -> None:
+    from crface.model import fold_batchnorm
+
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batchnorm(random_model(num_boxes=4, image_size=64).train())

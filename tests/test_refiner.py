@@ -21,7 +21,9 @@ def refiner() -> Refiner:
     return random_refiner(num_boxes=16)
 
 
-@pytest.mark.parametrize("name", ["crface-small", "crface-small-416", "crface-boxes"])
+@pytest.mark.parametrize(
+    "name", ["crface-small", "crface-small-8k", "crface-small-416", "crface-boxes"]
+)
 def test_load_registered_weights_are_trained_and_run(name: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # trained weights load without the untrained notice

@@ -11,7 +11,9 @@ from crface.refiner import Refiner
 from tests.helpers import random_model
 
 
-@pytest.mark.parametrize("name", ["crface-small", "crface-small-416", "crface-boxes"])
+@pytest.mark.parametrize(
+    "name", ["crface-small", "crface-small-8k", "crface-small-416", "crface-boxes"]
+)
 def test_list_weights_has_shipped_weights_with_checksum(name: str) -> None:
     row = {r["name"]: r for r in crface.list_weights()}[name]
     assert row["size"] == W.ASSETS.joinpath(f"{name}.pt").stat().st_size
@@ -203,7 +205,9 @@ def test_files_without_checksum_warn_by_path_and_pass_by_name(fake_registry, tmp
         Refiner.load(old, device="cpu")
 
 
-@pytest.mark.parametrize("name", ["crface-small", "crface-small-416", "crface-boxes"])
+@pytest.mark.parametrize(
+    "name", ["crface-small", "crface-small-8k", "crface-small-416", "crface-boxes"]
+)
 def test_shipped_weights_embed_their_checksum(name) -> None:
     payload = torch.load(W.ASSETS / f"{name}.pt", weights_only=True)
     assert payload["checksum"] == W.checksum(payload)

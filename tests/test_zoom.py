@@ -138,7 +138,7 @@ def test_zoom_finds_the_small_face_the_first_pass_half_saw():
     image = photo([(40, 40, 60), (200, 150, 8)])  # one large face, one 8 px face
     detect = blob_detector(min_side=12)
     single = detect(image)
-    faces = zoom(detect, image, scale=2.0, weight=1.0)
+    faces = zoom(detect, image, scale=2.0, weight=1.0, seed_score=0.05)  # the toy's 0.06
     assert len(detect.calls) > 2  # the photo, then at least one zoomed crop
     small = faces.scores[(faces.boxes[:, 2] - faces.boxes[:, 0]) < 12]
     assert single.scores.min() == pytest.approx(0.06)
@@ -152,9 +152,9 @@ def test_zoom_reuses_a_first_pass_it_is_given():
     detect = blob_detector(min_side=12)
     first = detect(image)
     again = blob_detector(min_side=12)
-    faces = zoom(again, image, weight=1.0, first_pass=first)
+    faces = zoom(again, image, weight=1.0, seed_score=0.05, first_pass=first)
     assert again.calls and image.shape[:2] not in again.calls  # only crops were detected
-    torch.testing.assert_close(faces.boxes, zoom(detect, image, weight=1.0).boxes)
+    torch.testing.assert_close(faces.boxes, zoom(detect, image, weight=1.0, seed_score=0.05).boxes)
     with pytest.raises(TypeError, match=r"first_pass must be crface\.Detections"):
         zoom(again, image, first_pass=[[0, 0, 10, 10, 0.9]])
 
@@ -236,19 +236,74 @@ def test_tile_rejects_bad_sizes(kwargs, match):
         crface.tile(blob_detector(), photo([]), **kwargs)
 
 
-def test_zoom_defaults_are_the_setting_chosen_on_wider_train():
-    import inspect
+def _tuned() -> dict:
     import json
     from pathlib import Path
 
-    tuned = json.loads((Path(__file__).parents[1] / "results" / "zoom_tune.json").read_text())
-    chosen = tuned["chosen"]
+    return json.loads((Path(__file__).parents[1] / "results" / "zoom_tune.json").read_text())
+
+
+def _as_settings(opts: dict) -> dict:
+    assert (
+        opts["keep_factor"] == 2.0 and opts["rule"] == "cells"
+    )  # zoom's keep_below / rule defaults
+    return {k: opts[k] for k in ("small", "seed_score", "weight", "budget")}
+
+
+def test_zoom_settings_are_those_chosen_on_wider_train():
+    import inspect
+
+    from crface.zooming import GENERIC, TUNED
+
+    tuned = _tuned()
+    assert _as_settings(tuned["chosen"]) == GENERIC
+    assert {d: _as_settings(o) for d, o in tuned["per_detector"].items()} == TUNED
     defaults = {k: p.default for k, p in inspect.signature(zoom).parameters.items()}
-    for key in ("small", "seed_score", "rule", "budget", "weight"):
-        assert defaults[key] == chosen[key], key
-    assert defaults["keep_below"] is None  # None means keep_factor * small
-    assert chosen["keep_factor"] == 2.0
+    assert defaults["keep_below"] is None and defaults["rule"] == "cells"  # None: 2 * small
     assert defaults["cell"] == 64 == inspect.signature(select_regions).parameters["cell"].default
+
+
+def test_zoom_takes_a_runners_settings_and_explicit_options_over_them(monkeypatch):
+    from crface import zooming
+
+    seen = {}
+
+    def spy(first, size, **kwargs):
+        seen.update(kwargs)
+        return torch.zeros(0, 4, dtype=torch.long)
+
+    monkeypatch.setattr(zooming, "select_regions", spy)
+    monkeypatch.setitem(
+        zooming.TUNED, "toy", {"small": 9.0, "seed_score": 0.3, "weight": 0.5, "budget": 0.2}
+    )
+    image = photo([(40, 40, 60)])
+    zoom(blob_detector(), image, detector="toy")
+    assert (seen["small"], seen["seed_score"], seen["budget"]) == (9.0, 0.3, 0.2)
+    zoom(blob_detector(), image, detector="toy", small=20.0, budget=0.5)
+    assert (seen["small"], seen["seed_score"], seen["budget"]) == (20.0, 0.3, 0.5)
+    zoom(blob_detector(), image)
+    assert seen["small"] == zooming.GENERIC["small"]
+
+
+def test_zoom_refuses_a_detector_without_tuned_settings():
+    from crface.zooming import TUNED
+
+    with pytest.raises(
+        ValueError, match=r"no zoom settings tuned for detector 'mydet'; tuned: \["
+    ) as info:
+        zoom(blob_detector(), photo([]), detector="mydet")
+    assert all(name in str(info.value) for name in TUNED)
+
+
+def test_zoom_with_a_refiner_votes_unless_told_otherwise(monkeypatch):
+    refiner = crface.Refiner.load("crface-small", device="cpu")
+    calls = []
+    original = refiner.rerank
+    monkeypatch.setattr(refiner, "rerank", lambda *a, **k: calls.append(k) or original(*a, **k))
+    image = photo([(40, 40, 60), (200, 150, 8)])
+    zoom(blob_detector(), image, refiner=refiner)
+    zoom(blob_detector(), image, refiner=refiner, rerank_kwargs={"nms": "hard"})
+    assert [k["nms"] for k in calls] == ["vote", "hard"]
 
 
 def test_voting_skips_candidates_under_the_test_threshold_and_keeps_pooled_rows():

@@ -38,8 +38,10 @@ COST_NAMES = {"crface-small-416": "crface-small"}  # COST was measured before th
 FULLRES_COST = "fullres_cost.json"  # benchmarks/fullres.py cost: every model, 1024 px photos
 FULLRES_TEST = "fullres_test.json"  # benchmarks/fullres.py test: the shipped crface-small
 MODELS = ("crface-small", "crface-small-416", "crface-boxes")
+HIRES = "hires_table.json"  # benchmarks/hires.py table: the paper's Table 4 on upscaled photos
+HIRES_SELECT = "hires_rank8k_select.json"  # fullres.py select --scale 7.5 of the rank 8k run
 ZOOM = "zoom.json"  # benchmarks/zoom.py test: zoom against single, full 2x and multi-scale
-ZOOM_DEFAULT = "zoom_0.25"  # the budget crface.zoom uses by default
+ZOOM_DEFAULT = "zoom_1"  # the budget crface.zoom uses by default (all the cells holding seeds)
 
 
 @functools.cache
@@ -126,7 +128,7 @@ def measured_table() -> str:
         (f"`crface-small`, the {len(trained)} detectors it was trained with", seen),
         (f"`crface-small`, {len(held)} detectors kept out of training", unseen),
         (
-            f"for comparison: zoom (budget 0.25), the {len(trained)} trained detectors",
+            f"for comparison: zoom (default budget), the {len(trained)} trained detectors",
             versus(ZOOM_DEFAULT, trained),
         ),
         (
@@ -231,6 +233,31 @@ def zoom_claim() -> str:
     )
 
 
+def zoom_settings() -> str:
+    """Markdown: the zoom settings tuned on wider_train, per runner and for any other detector."""
+    tuned = results("zoom_tune.json")
+    rows = [
+        "| detector | small | seed_score | weight | keep_below | budget |",
+        "|---|---|---|---|---|---|",
+    ]
+    named = [("any other (`detector=None`)", tuned["chosen"]), *tuned["per_detector"].items()]
+    for name, o in named:
+        rows.append(
+            f"| {name} | {o['small']:g} | {o['seed_score']:g} | {o['weight']:g} "
+            f"| {o['keep_factor'] * o['small']:g} | {o['budget']:g} |"
+        )
+    return "\n".join(rows)
+
+
+def zoom_chosen() -> str:
+    """Per runner, the zoom settings the test ran with (those tuned on wider_train for it)."""
+    keys = ("small", "seed_score", "weight", "keep_below")
+    return "; ".join(
+        f"{det}: " + ", ".join(f"{k}={opts[ZOOM_DEFAULT][k]:g}" for k in keys)
+        for det, opts in results(ZOOM)["zoom"].items()
+    )
+
+
 FACTS: dict[str, Callable[[], str]] = {
     **_model_facts(),
     "detector_ms": lambda: f"{cost_ms('single'):.0f}",
@@ -251,6 +278,13 @@ FACTS: dict[str, Callable[[], str]] = {
         )
         for part in ("curves", "select", "test", "cost")
     },
+    "table.fullres_allfolds": lambda: _script("fullres").table(
+        [str(RESULTS / "fullres_test_allfolds.json")]
+    ),
+    "hires.images": lambda: str(results(HIRES)["images"]),
+    "hires.timed": lambda: str(results(HIRES)["timed"]),
+    "table.hires": lambda: _script("hires").hires_table(results(HIRES)),
+    "table.hires_rank8k_select": lambda: _script("fullres").table([str(RESULTS / HIRES_SELECT)]),
     "table.hires_memory": lambda: _script("hires").memory_table(results("hires_memory.json")),
     "table.zoom": lambda: _script("zoom").table(results(ZOOM)),
     "table.zoom_summary": lambda: _script("zoom").table(
@@ -259,10 +293,8 @@ FACTS: dict[str, Callable[[], str]] = {
     "zoom.claim": zoom_claim,
     "table.zoom_other": lambda: _script("zoom").other_table(results(ZOOM)),
     "table.zoom_tune": lambda: _script("zoom").tune_table(results("zoom_tune.json")),
-    "zoom.chosen": lambda: ", ".join(
-        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-        for k, v in results(ZOOM)["zoom"][ZOOM_DEFAULT].items()
-    ),
+    "zoom.chosen": zoom_chosen,
+    "zoom.settings": zoom_settings,
 }
 
 

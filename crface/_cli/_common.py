@@ -58,7 +58,11 @@ def add_refiner_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--strength", type=float, help="blend strength s + a * (r - s) (overrides --for-detector)"
     )
-    p.add_argument("--nms", default="hard", choices=[m or "none" for m in NMS_METHODS])
+    p.add_argument(
+        "--nms",
+        choices=[m or "none" for m in NMS_METHODS],
+        help="suppression (default: hard; vote with --zoom)",
+    )
     p.add_argument("--nms-iou", type=float, default=0.4)
     p.add_argument("--score-threshold", type=float, default=0.02)
     p.add_argument("--max-det", type=int, default=750)
@@ -78,7 +82,10 @@ def load_refiner(args: argparse.Namespace):
 
 def rerank_kwargs(args: argparse.Namespace) -> dict:
     return {
-        "nms": None if args.nms == "none" else args.nms,
+        # Candidates of two scales (--zoom) want voting; one scale, hard NMS (the paper's).
+        "nms": None
+        if args.nms == "none"
+        else args.nms or ("vote" if getattr(args, "zoom", None) else "hard"),
         "nms_iou": args.nms_iou,
         "score_threshold": args.score_threshold,
         "max_det": args.max_det,

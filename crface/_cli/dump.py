@@ -25,6 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--limit", type=int, help="only the first N images")
     p.add_argument(
+        "--zoom",
+        type=float,
+        help="cache crface.zoom's pooled candidates at this scale (both passes, unfused) as "
+        "detector <DETECTOR>_zoom<SCALE>, with the runner's tuned zoom settings",
+    )
+    p.add_argument(
         "--hash-fold",
         type=int,
         help="only images with crface.data.hash_fold(name) == K (4 = the held-out part of sets "
@@ -51,13 +57,21 @@ def run(args: argparse.Namespace) -> int:
     )
     cache = CandidateCache(args.out, Path(args.data).resolve().name)
     stats = dump_dataset(
-        runner, args.detector, dataset, cache, args.scales, args.flip, limit=args.limit
+        runner,
+        args.detector,
+        dataset,
+        cache,
+        args.scales,
+        args.flip,
+        limit=args.limit,
+        zoom=args.zoom,
     )
+    name = args.detector if args.zoom is None else f"{args.detector}_zoom{args.zoom:g}"
     for key in sorted(set(stats.done) | set(stats.skipped)):
         ms = stats.median_ms(key)
         print(
-            f"{args.detector} {key}: {stats.done.get(key, 0)} new, {stats.skipped.get(key, 0)} cached"
+            f"{name} {key}: {stats.done.get(key, 0)} new, {stats.skipped.get(key, 0)} cached"
             + (f", median {ms:.1f} ms/image" if ms is not None else "")
         )
-    print(f"cache: {cache.folder(args.detector).parent}")
+    print(f"cache: {cache.folder(name).parent}")
     return 0

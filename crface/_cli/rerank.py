@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
                 runner.detect,
                 image,
                 scale=args.zoom,
+                detector=args.detector,
                 refiner=refiner,
                 rerank_kwargs=options,
                 first_pass=cands,
