@@ -130,4 +130,9 @@ def _zoomed(runner: DetectorRunner, name: str, factor: float, variants: list) ->
         del scale, flip  # always (1.0, False), checked above
         return zoom(runner.detect, image, scale=factor, detector=settings, pool_only=True)
 
-    return detect, f"{name}_zoom{factor:g}"
+    return detect, zoom_folder(name, factor)
+
+
+def zoom_folder(detector: str, factor: float) -> str:
+    """The cache's detector folder for zoom's pooled candidates, e.g. ``retinaface_zoom2``."""
+    return f"{detector}_zoom{factor:g}"

@@ -97,9 +97,9 @@ def select_regions(
     image_size: tuple[int, int],
     *,
     rule: str = "cells",
-    budget: float = 1.0,
-    small: float = 16.0,
-    seed_score: float = 0.05,
+    budget: float = GENERIC["budget"],
+    small: float = GENERIC["small"],
+    seed_score: float = GENERIC["seed_score"],
     cell: int = 64,
 ) -> Tensor:
     """Where to zoom: the grid cells holding the most small-candidate score, within ``budget``.

@@ -233,6 +233,11 @@ def zoom_claim() -> str:
     )
 
 
+def _fullres_table(name: str) -> str:
+    """``benchmarks/fullres.py table`` of ``results/<name>`` (any of its JSON kinds)."""
+    return _script("fullres").table([str(RESULTS / name)])
+
+
 def zoom_settings() -> str:
     """Markdown: the zoom settings tuned on wider_train, per runner and for any other detector."""
     tuned = results("zoom_tune.json")
@@ -273,18 +278,14 @@ FACTS: dict[str, Callable[[], str]] = {
         results("headroom_fullres.json")
     ),
     **{
-        f"table.fullres_{part}": functools.partial(
-            lambda name: _script("fullres").table([str(RESULTS / name)]), f"fullres_{part}.json"
-        )
+        f"table.fullres_{part}": functools.partial(_fullres_table, f"fullres_{part}.json")
         for part in ("curves", "select", "test", "cost")
     },
-    "table.fullres_allfolds": lambda: _script("fullres").table(
-        [str(RESULTS / "fullres_test_allfolds.json")]
-    ),
+    "table.fullres_allfolds": functools.partial(_fullres_table, "fullres_test_allfolds.json"),
     "hires.images": lambda: str(results(HIRES)["images"]),
     "hires.timed": lambda: str(results(HIRES)["timed"]),
     "table.hires": lambda: _script("hires").hires_table(results(HIRES)),
-    "table.hires_rank8k_select": lambda: _script("fullres").table([str(RESULTS / HIRES_SELECT)]),
+    "table.hires_rank8k_select": functools.partial(_fullres_table, HIRES_SELECT),
     "table.hires_memory": lambda: _script("hires").memory_table(results("hires_memory.json")),
     "table.zoom": lambda: _script("zoom").table(results(ZOOM)),
     "table.zoom_summary": lambda: _script("zoom").table(

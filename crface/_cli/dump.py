@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from crface.cache import CandidateCache
     from crface.data import hash_fold, load_dataset
     from crface.detectors import get_detector
-    from crface.dump import dump_dataset
+    from crface.dump import dump_dataset, zoom_folder
 
     dataset = load_dataset(args.data)
     if args.hash_fold is not None:
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         zoom=args.zoom,
     )
-    name = args.detector if args.zoom is None else f"{args.detector}_zoom{args.zoom:g}"
+    name = args.detector if args.zoom is None else zoom_folder(args.detector, args.zoom)
     for key in sorted(set(stats.done) | set(stats.skipped)):
         ms = stats.median_ms(key)
         print(
