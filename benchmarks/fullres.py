@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/fullres.py select --weights W [--fold 4] [--scale 1] [--json OUT]
     .venv/bin/python benchmarks/fullres.py test --weights W --select SELECT.json [--json OUT]
     .venv/bin/python benchmarks/fullres.py cost --weights W [W ...] [--images 10] [--json OUT]
+    .venv/bin/python benchmarks/fullres.py rows --weights W --select SELECT.json [--rows ...]
     .venv/bin/python benchmarks/fullres.py curve RUN [RUN ...] --json results/fullres_curves.json
         [--png docs/img/fullres_curve.png]
     .venv/bin/python benchmarks/fullres.py table JSON [JSON ...]
@@ -18,6 +19,8 @@
   image by image on wider_val_fullres photos at their size and resized to 640 and 3840 px wide;
   medians, at the process's thread count (run with ``OMP_NUM_THREADS=1``).
 
+* ``rows``: on the select step's fold, at its strengths, AP "all" when only the top N candidates
+  by score are refined (a cheaper ranker's trade: its cost grows with N).
 * ``curve``: the learning curves the runs logged (AP gain on their held-out wider_train fold, "all"
   and by face width, per detector, at each evaluation), kept as JSON and drawn as a PNG.
 
@@ -127,6 +130,43 @@ def test(args: argparse.Namespace) -> dict:
             print(f"test: {name} {det} done", file=sys.stderr)
         out["sets"][name] = {"images": len(data), "detectors": rows}
     return out
+
+
+def rows(args: argparse.Namespace) -> dict:
+    chosen = json.loads(Path(args.select).read_text())
+    data, cache = load_dataset(TRAIN), CandidateCache(args.cache, TRAIN)
+    fold = data.subset(lambda s: s.fold == chosen["fold"])
+    strength = chosen["per_detector"]
+    ap: dict[str, dict[str, float]] = {d: {} for d in strength}
+    for n in args.rows:
+        scored = rescore(args.weights, fold, cache, list(strength), rows=n)
+        for det, a in strength.items():
+            ap[det]["single"] = evaluate(blended(scored[det], 0.0), fold).ap["all"]
+            ap[det][str(n)] = evaluate(blended(scored[det], a), fold).ap["all"]
+    return {"weights": str(args.weights), "fold": chosen["fold"], "images": len(fold), "ap": ap}
+
+
+def rows_table(res: dict) -> str:
+    """Markdown: AP "all" per refined-row count, and the share of the full ranker's gain kept."""
+    ap = res["ap"]
+    counts = [k for k in next(iter(ap.values())) if k != "single"]
+    full = max(counts, key=int)
+    lines = [
+        f"| detector (wider_train fold {res['fold']}, {res['images']} photos) | single | "
+        + " | ".join(f"top {n} refined" for n in counts)
+        + " |",
+        "|---|---|" + "---|" * len(counts),
+    ]
+    for det, row in ap.items():
+        gain = row[full] - row["single"]
+        cells = [
+            f"{100 * row[n]:.2f} ({(row[n] - row['single']) / gain:.0%} of the gain)"
+            if gain > 0
+            else f"{100 * row[n]:.2f}"
+            for n in counts
+        ]
+        lines.append(f"| {det} | {100 * row['single']:.2f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def resized(image: np.ndarray, width: int | None) -> np.ndarray:
@@ -310,6 +350,8 @@ def renderer(res: dict):
         return test_table
     if "grid" in res:
         return select_table
+    if "ap" in res:
+        return rows_table
     return cost_table if "median_ms" in res else curve_table
 
 
@@ -324,7 +366,7 @@ def table(paths: list[str]) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
-    for name in ("select", "test", "cost"):
+    for name in ("select", "test", "cost", "rows"):
         p = sub.add_parser(name)
         p.add_argument("--weights", type=Path, nargs="+" if name == "cost" else None, required=True)
         p.add_argument("--cache", default="cache")
@@ -333,7 +375,9 @@ def main() -> int:
     sub.choices["select"].add_argument(
         "--scale", type=float, default=1.0, help="dump scale of the candidates"
     )
-    sub.choices["test"].add_argument("--select", required=True, help="the select step's JSON")
+    for name in ("test", "rows"):
+        sub.choices[name].add_argument("--select", required=True, help="the select step's JSON")
+    sub.choices["rows"].add_argument("--rows", type=int, nargs="+", default=[1000, 600, 400, 250])
     sub.choices["cost"].add_argument("--images", type=int, default=10)
     c = sub.add_parser("curve")
     c.add_argument("runs", type=Path, nargs="+")
@@ -344,7 +388,8 @@ def main() -> int:
     if args.command == "table":
         print(table(args.paths))
         return 0
-    res = {"select": select, "test": test, "cost": cost, "curve": curve}[args.command](args)
+    commands = {"select": select, "test": test, "cost": cost, "rows": rows, "curve": curve}
+    res = commands[args.command](args)
     if args.json:
         args.json.write_text(json.dumps(res, indent=1) + "\n")
         print(table([str(args.json)]))

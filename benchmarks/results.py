@@ -56,8 +56,12 @@ def rescore(
     cache: CandidateCache,
     detectors: list[str],
     scale: float = 1.0,
+    rows: int | None = None,
 ) -> dict[str, dict[str, tuple[Detections, torch.Tensor]]]:
-    """detector -> image -> (candidates of the ``scale`` pass, ranker scores at strength 1)."""
+    """detector -> image -> (candidates of the ``scale`` pass, ranker scores at strength 1).
+
+    ``rows``: only the top ``rows`` candidates by score go to the ranker (the rest keep their
+    score), as a ranker with ``num_boxes = rows`` would do."""
     model, meta = build_model(weights)
     refiner = Refiner.from_model(model, device="auto", metadata=meta, strength=1.0)
     out: dict[str, dict[str, tuple[Detections, torch.Tensor]]] = {d: {} for d in detectors}
@@ -66,7 +70,10 @@ def rescore(
         for det in detectors:
             cand = cache.load(det, scale, False, sample.name)
             cand = cand[(cand.boxes[:, 2:] > cand.boxes[:, :2]).all(dim=1)]
-            r = refiner.refine_scores(image, cand.boxes, cand.scores) if len(cand) else cand.scores
+            top = torch.argsort(cand.scores, descending=True, stable=True)[:rows]
+            r = cand.scores.clone()
+            if len(top):
+                r[top] = refiner.refine_scores(image, cand.boxes[top], cand.scores[top])
             out[det][sample.name] = (cand, r)
     return out
 

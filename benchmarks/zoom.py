@@ -14,6 +14,10 @@ for a grid of settings and picks, per runner and for any detector (one setting a
 every runner), the best AP "all" among the settings whose medium and large-face AP stay at single
 scale or above (0.2 tolerance) and whose crops cover at most 30% of the photo (the time bar).
 
+``fusions`` measures zoom (budget 1, each runner's tuned settings) under each fusion (box voting
+of every cluster, or only of those the zoomed pass added to) on every photo of other sets, AP
+"all", beside single scale; nothing is chosen from it.
+
 ``test`` runs, on every photo of ``wider_val_fullres`` (official Easy / Medium / Hard), each
 method with the real detector: single scale + NMS 0.4; single + box voting; native + full 2x pass
 pooled + voting; zoom at the two budgets with the runner's tuned settings, and the larger one
@@ -46,11 +50,16 @@ from crface.paths import shared_path
 from crface.refiner import Refiner
 from crface.regions import concat, crop_boxes, owned
 from crface.types import Detections
-from crface.zooming import RULES, fuse, gate, select_regions, zoom
+from crface.zooming import FUSIONS, RULES, gate, merge, select_regions, zoom
 
 RUNNERS = ("retinaface", "yunet_n", "scrfd_500m")
 SHORT_SIDES = (500, 800, 1100, 1400, 1700)
-GRID = {"small": (16.0, 24.0), "seed_score": (0.05, 0.1), "weight": (0.7, 0.8, 0.9)}
+GRID = {
+    "small": (16.0, 24.0),
+    "seed_score": (0.05, 0.1),
+    "weight": (0.7, 0.8, 0.9),
+    "fusion": FUSIONS,
+}
 # Budget 1 spends what the seeds ask for: a cap only clipped the gain on the training photos.
 FIXED = {"keep_factor": 2.0, "rule": "cells", "budget": 1.0}
 BUDGETS = (0.1, 1.0)  # the two budgets measured on the test photos
@@ -68,14 +77,17 @@ def finish(det: Detections) -> Detections:
     return det[:MAX_DET]
 
 
-def vote(passes: list[Detections]) -> Detections:
-    pooled = concat([p[p.scores >= SCORE_THRESHOLD] for p in passes])
-    return finish(fuse(Detections(pooled.boxes, pooled.scores, landmarks=pooled.landmarks)))
+def vote(passes: list[Detections], fusion: str = "vote") -> Detections:
+    """Box voting over the pooled passes; ``"vote_zoomed"``: only clusters the later ones touch."""
+    pooled = concat(passes)
+    zoomed = None if fusion == "vote" else torch.arange(len(pooled)) >= len(passes[0])
+    return finish(merge(None, pooled, zoomed=zoomed))
 
 
 def simulate(first: Detections, twice: Detections, size: tuple[int, int], **opts) -> Detections:
     """Zoom from cached passes: the 2x candidates centred in the selected regions, size-gated."""
     keep_factor, weight = opts.pop("keep_factor"), opts.pop("weight", 1.0)
+    fusion = opts.pop("fusion", "vote")
     regions = select_regions(first, size, **opts)
     inside = torch.zeros(len(twice), dtype=torch.bool)
     for region in regions:
@@ -83,7 +95,7 @@ def simulate(first: Detections, twice: Detections, size: tuple[int, int], **opts
     kept = gate(twice[inside], keep_factor * opts["small"], weight)
     crops = crop_boxes(regions, math.ceil(opts["small"]), size)  # what zoom() feeds the detector
     area = float(((crops[:, 2:] - crops[:, :2]).prod(dim=1)).sum()) / (size[0] * size[1])
-    return vote([first, kept]), area
+    return vote([first, kept], fusion), area
 
 
 def scores(preds: dict, dataset: FaceDataset) -> dict:
@@ -247,7 +259,8 @@ def test(args: argparse.Namespace) -> dict:
         runner = get_detector(det)
         zooms = {f"zoom_{b:g}": zoom_options(tuned[det], b) for b in BUDGETS}
         ranker = Refiner.load(RANKER, detector=det)
-        zooms[f"zoom_{BUDGETS[-1]:g}_rank"] = {**zooms[f"zoom_{BUDGETS[-1]:g}"], "refiner": ranker}
+        voted = {k: v for k, v in zooms[f"zoom_{BUDGETS[-1]:g}"].items() if k != "fusion"}
+        zooms[f"zoom_{BUDGETS[-1]:g}_rank"] = {**voted, "refiner": ranker}
         out["zoom"][det] = {
             k: {**v, "refiner": RANKER} if "refiner" in v else v for k, v in zooms.items()
         }
@@ -262,6 +275,46 @@ def test(args: argparse.Namespace) -> dict:
         if args.json:  # after each runner, so a stopped run keeps what it measured
             Path(args.json).write_text(json.dumps(out, indent=1))
     return out
+
+
+def fusions(args: argparse.Namespace) -> dict:
+    """AP "all" of zoom (each runner's tuned settings, budget 1) under each fusion, other sets."""
+    from tqdm.auto import tqdm
+
+    tuned = json.loads(Path(args.tuned).read_text())["per_detector"]
+    out: dict = {"budget": BUDGETS[-1], "sets": {}}
+    for name in args.sets:
+        dataset = other_set(name)
+        out["sets"][name] = {"images": len(dataset), "runners": {}}
+        for det in args.runners:
+            runner = get_detector(det)
+            opts = {k: v for k, v in zoom_options(tuned[det], BUDGETS[-1]).items() if k != "fusion"}
+            preds: dict[str, dict] = {"single": {}, **{f: {} for f in FUSIONS}}
+            for i, sample in enumerate(tqdm(dataset, desc=f"{det} on {name}", unit="img")):
+                image = dataset.load_image(i)
+                first = runner.detect(image)
+                preds["single"][sample.name] = postprocess(first, "hard")
+                for f in FUSIONS:
+                    det_f = zoom(runner.detect, image, first_pass=first, fusion=f, **opts)
+                    preds[f][sample.name] = finish(det_f)
+            out["sets"][name]["runners"][det] = {
+                k: evaluate(v, dataset, ("all",)).ap["all"] for k, v in preds.items()
+            }
+            print(det, name, out["sets"][name]["runners"][det], flush=True)
+    return out
+
+
+def fusion_table(result: dict) -> str:
+    """Markdown: AP "all" per set and runner, single scale and zoom under each fusion."""
+    head = "| set | runner | single scale, NMS 0.4 | " + " | ".join(
+        f"zoom, budget {result['budget']:g}, fusion={f}" for f in FUSIONS
+    )
+    rows = [head + " |", "|---|---|---|" + "---|" * len(FUSIONS)]
+    for name, res in result["sets"].items():
+        for det, ap in res["runners"].items():
+            cells = " | ".join(f"{100 * ap[k]:.1f}" for k in ("single", *FUSIONS))
+            rows.append(f"| {name} ({res['images']}) | {det} | {cells} |")
+    return "\n".join(rows)
 
 
 def zoom_options(chosen: dict, budget: float) -> dict:
@@ -367,9 +420,12 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument(
         "--sets", nargs="*", default=["wider_val200", "facemask_kaggle", "roboflow_faces_gray"]
     )
+    f = sub.add_parser("fusions", help="zoom under each fusion on other sets (AP all)")
+    f.add_argument("--tuned", default="results/zoom_tune.json", help="tune's JSON")
+    f.add_argument("--sets", nargs="+", default=["roboflow_faces_gray", "facemask_kaggle"])
     m = sub.add_parser("table", help="print the markdown tables of a test JSON")
     m.add_argument("json_in", nargs="+", help="test JSONs (their runners are merged)")
-    for q in (t, e):
+    for q in (t, e, f):
         q.add_argument("--runners", nargs="+", default=list(RUNNERS))
         q.add_argument("--cache", default="cache")
         q.add_argument("--json")
@@ -379,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         result = {**parts[0], "runners": {k: v for p in parts for k, v in p["runners"].items()}}
         print(table(result) + "\n\n" + other_table(result))
         return 0
-    out = tune(args) if args.step == "tune" else test(args)
+    out = {"tune": tune, "test": test, "fusions": fusions}[args.step](args)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0

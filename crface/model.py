@@ -226,10 +226,14 @@ class ConfidenceRanker(nn.Module):
     """The CRFace confidence ranking network.
 
     Forward:
-        image: ``Tensor[B, 3, S, S]`` float RGB in 0-255, letterboxed (see :func:`letterbox`).
+        image: ``Tensor[B, 3, S, S]`` float RGB in 0-255, letterboxed (see :func:`letterbox`);
+            the ``"crop"`` head also takes the canvas's tight top-left part
+            (``letterbox(..., square=False)``, zero-padded to a common size in a batch).
         boxes: ``Tensor[B, N, 5]`` rows ``(x, y, w, h, c)``: top-left corner and size divided by the
             letterbox scale's source long side, confidence in [0, 1]; sorted by ``c`` descending;
-            padding rows all zero (a row is real iff ``w > 0``).
+            padding rows all zero (a row is real iff ``w > 0``). ``N`` is ``num_boxes``, or
+            for the ``"rows"`` and ``"crop"`` heads any ``N <= num_boxes``: their padding rows
+            change nothing, so they may be left off.
 
     Returns:
         ``Tensor[B, N]`` refined confidences in [0, 1]; padding rows are 0 and must be discarded.
@@ -366,13 +370,14 @@ class ConfidenceRanker(nn.Module):
         return self.roi_mlp(torch.cat(parts, dim=-1)).squeeze(-1)
 
     def _rows_head(self, row_feats: Tensor, boxes: Tensor) -> Tensor:
-        return self.roi_mlp(torch.cat(_row_parts(row_feats, boxes), dim=-1)).squeeze(-1)
+        parts = _row_parts(row_feats, boxes, self.config.num_boxes)
+        return self.roi_mlp(torch.cat(parts, dim=-1)).squeeze(-1)
 
     def _crop_head(self, image: Tensor, row_feats: Tensor, boxes: Tensor) -> Tensor:
         """The ``"crop"`` head: the rows head's inputs plus each real row's patch features."""
         b, n = boxes.shape[:2]
         cfg = self.config
-        xywh = boxes[..., :4] * image.shape[-1]
+        xywh = boxes[..., :4] * cfg.image_size  # image may be a tight canvas (see letterbox)
         centre = xywh[..., :2] + xywh[..., 2:] / 2
         half = xywh[..., 2:] * (cfg.crop_context / 2)
         rois = _rois(torch.cat([centre - half, centre + half], dim=-1))
@@ -381,8 +386,13 @@ class ConfidenceRanker(nn.Module):
         patches = roi_align(image, rois, cfg.crop_size, 1.0, sampling_ratio=2, aligned=True)
         if self._bgr:
             patches = patches.flip(1)
-        pixels = self.crop_net((patches - self.mean) / self.std).view(b, n, -1)
-        parts = [*_row_parts(row_feats, boxes), pixels * (boxes[..., 2:3] > 0).to(pixels.dtype)]
+        # Channels-last: oneDNN's convs on many tiny maps run 2.6x faster in that layout.
+        patches = ((patches - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        pixels = self.crop_net(patches).view(b, n, -1)
+        parts = [
+            *_row_parts(row_feats, boxes, cfg.num_boxes),
+            pixels * (boxes[..., 2:3] > 0).to(pixels.dtype),
+        ]
         return self.roi_mlp(torch.cat(parts, dim=-1)).squeeze(-1)
 
     def num_parameters(self) -> int:
@@ -397,12 +407,13 @@ def _rois(xyxy: Tensor) -> Tensor:
     return torch.cat([batch_idx.expand(b, n, 1), xyxy], dim=-1).reshape(b * n, 5)
 
 
-def _row_parts(row_feats: Tensor, boxes: Tensor) -> list[Tensor]:
+def _row_parts(row_feats: Tensor, boxes: Tensor, num_boxes: int) -> list[Tensor]:
     """Per row: its BPN features, and what a conv over the raw rows finds hard to form: scores
-    and scales spanning decades (logit, log) and the row's rank, ``[Tensor[B, N, C]]``."""
+    and scales spanning decades (logit, log) and the row's rank out of ``num_boxes``,
+    ``[Tensor[B, N, C]]``."""
     b, n = boxes.shape[:2]
     size = boxes[..., 2:4].clamp_min(_LOGIT_EPS)
-    rank = torch.arange(n, device=boxes.device, dtype=boxes.dtype) / n
+    rank = torch.arange(n, device=boxes.device, dtype=boxes.dtype) / num_boxes
     extra = torch.cat(
         [
             (_logit(boxes[..., 4]) / 5)[..., None],
@@ -459,9 +470,13 @@ def _logit(c: Tensor) -> Tensor:
     return torch.log(c) - torch.log1p(-c)
 
 
-def letterbox(image: Tensor, size: int) -> tuple[Tensor, float]:
+def letterbox(image: Tensor, size: int, *, square: bool = True) -> tuple[Tensor, float]:
     """Resize a ``Tensor[3, H, W]`` (uint8 or float 0-255) so its long side is ``size`` and pad
     bottom/right with zeros to ``Tensor[3, size, size]`` float32.
+
+    With ``square=False`` only one zero row (column) is added where the resized photo is short
+    of ``size``: the top-left part of the square canvas that holds everything a bilinear sample
+    of it (RoIAlign's) can see, so the ``"crop"`` head reads the same pixels from it.
 
     Returns:
         The padded image and the scale factor ``size / max(H, W)``.
@@ -474,7 +489,8 @@ def letterbox(image: Tensor, size: int) -> tuple[Tensor, float]:
         x = F.interpolate(
             x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=scale < 1
         )
-    return F.pad(x, (0, size - nw, 0, size - nh))[0], scale
+    ph, pw = (size - nh, size - nw) if square else (int(nh < size), int(nw < size))
+    return F.pad(x, (0, pw, 0, ph))[0], scale
 
 
 def box_matrix(

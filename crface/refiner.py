@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from crface import __version__
@@ -226,6 +227,9 @@ class _TorchBackend:
     def __init__(self, model: ConfidenceRanker, device: torch.device) -> None:
         self.model = model.to(device).eval()
         self.device = device
+        # What the network lets the caller leave off (see ConfidenceRanker's docstring).
+        self.tight_rows = model.config.head in ("rows", "crop")
+        self.tight_canvas = model.config.head == "crop"
 
     @torch.inference_mode()
     def __call__(self, images: Tensor, boxes: Tensor) -> Tensor:
@@ -235,6 +239,10 @@ class _TorchBackend:
 class _OrtBackend:
     def __init__(self, session: Any) -> None:
         self.session = session
+        # A named (dynamic) axis takes fewer rows / a tight canvas; older exports fix N and S.
+        shapes = {i.name: i.shape for i in session.get_inputs()}
+        self.tight_rows = isinstance(shapes["boxes"][1], str)
+        self.tight_canvas = isinstance(shapes["image"][2], str)
 
     def __call__(self, images: Tensor, boxes: Tensor) -> Tensor:
         feed = {"image": images.cpu().numpy(), "boxes": boxes.cpu().numpy()}
@@ -319,6 +327,8 @@ class Refiner:
         self.batch_size = int(batch_size)
         self.model = model
         self._forward = forward
+        self._tight_rows = getattr(forward, "tight_rows", False)
+        self._tight_canvas = getattr(forward, "tight_canvas", False)
         self.strength = _pick_strength(self.metadata, strength, detector)
         self.threads = _check_threads(threads)
 
@@ -492,7 +502,9 @@ class Refiner:
             for i, img, rows in chunk:
                 if cfg.uses_image:
                     x, _ = letterbox(
-                        torch.from_numpy(img).permute(2, 0, 1).to(self.device), cfg.image_size
+                        torch.from_numpy(img).permute(2, 0, 1).to(self.device),
+                        cfg.image_size,
+                        square=not self._tight_canvas,
                     )
                 else:  # the graph keeps its image input (one signature), but ignores it
                     x = torch.zeros(3, cfg.image_size, cfg.image_size, device=self.device)
@@ -505,7 +517,10 @@ class Refiner:
                 tensors.append(x)
                 mats.append(mat)
                 orders.append(rows[order])
-            out = self._forward(torch.stack(tensors), torch.stack(mats))
+            boxes = torch.stack(mats)
+            if self._tight_rows:  # padding rows past the longest list change nothing
+                boxes = boxes[:, : max(o.numel() for o in orders)]
+            out = self._forward(_stack_canvases(tensors), boxes)
             for (i, _, _), o, src in zip(chunk, out, orders):
                 old = results[i][src]
                 results[i][src] = old + self.strength * (o[: src.numel()].to(old.dtype) - old)
@@ -701,7 +716,10 @@ class Refiner:
 
         The graph takes ``image`` ``float32[B, 3, S, S]`` (letterboxed RGB 0-255) and ``boxes``
         ``float32[B, N, 5]`` and returns ``scores`` ``float32[B, N]``; the config and metadata
-        are stored as ONNX metadata. Pre/post-processing stays in Python.
+        are stored as ONNX metadata. Pre/post-processing stays in Python. For the ``"rows"`` and
+        ``"crop"`` heads ``N`` is a dynamic axis (up to ``num_boxes``), and for ``"crop"`` the
+        image's height and width too (a tight canvas: see :func:`crface.model.letterbox`), so
+        the backend skips padding rows and the canvas's zeros as the torch one does.
 
         Raises:
             ValueError: this refiner runs on onnxruntime already (nothing to export from).
@@ -724,6 +742,15 @@ class Refiner:
         )
 
 
+def _stack_canvases(images: list[Tensor]) -> Tensor:
+    """``[Tensor[3, h_i, w_i]]`` -> ``Tensor[B, 3, max h, max w]``, zero-padded bottom/right."""
+    if len(images) == 1:
+        return images[0][None]  # no copy of a 12 MB canvas
+    h = max(x.shape[1] for x in images)
+    w = max(x.shape[2] for x in images)
+    return torch.stack([F.pad(x, (0, w - x.shape[2], 0, h - x.shape[1])) for x in images])
+
+
 def export_onnx(model: ConfidenceRanker, fh: Any, metadata: dict[str, Any] | None = None) -> None:
     """Export ``model`` to ONNX (opset 18, dynamic batch) into the binary file object ``fh``."""
     onnx = require("onnx", "ONNX export")
@@ -734,6 +761,12 @@ def export_onnx(model: ConfidenceRanker, fh: Any, metadata: dict[str, Any] | Non
     image = torch.zeros(2, 3, cfg.image_size, cfg.image_size, device=device)
     boxes = torch.zeros(2, cfg.num_boxes, 5, device=device)
     batch = torch.export.Dim("batch", min=1)
+    shapes: dict[str, dict[int, Any]] = {"image": {0: batch}, "boxes": {0: batch}}
+    if cfg.head in ("rows", "crop"):  # these take any N <= num_boxes
+        shapes["boxes"][1] = torch.export.Dim("rows", min=1, max=cfg.num_boxes)
+    if cfg.head == "crop":  # and a tight canvas (see letterbox)
+        for axis in (2, 3):
+            shapes["image"][axis] = torch.export.Dim(f"canvas{axis}", min=2, max=cfg.image_size)
     # The exporter narrates to stdout and warns that the two inputs share one batch dim (intended).
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*axis name: batch.*")
@@ -744,7 +777,7 @@ def export_onnx(model: ConfidenceRanker, fh: Any, metadata: dict[str, Any] | Non
             output_names=["scores"],
             opset_version=18,
             dynamo=True,
-            dynamic_shapes={"image": {0: batch}, "boxes": {0: batch}},
+            dynamic_shapes=shapes,
             verbose=False,
         )
     proto = program.model_proto

@@ -278,12 +278,14 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def build_model(path: str | os.PathLike) -> tuple[ConfidenceRanker, dict[str, Any]]:
-    """Instantiate the ranker stored at ``path`` (eval mode, CPU) and return it with its metadata.
+    """Instantiate the ranker stored at ``path`` (a file or a registered name, see
+    :func:`resolve`; eval mode, CPU) and return it with its metadata.
 
     Raises:
+        FileNotFoundError: neither an existing file nor a registered name (lists the names).
         ValueError: unreadable file, or a state dict that does not fit its config.
     """
-    config, state, metadata = load_weights(path)
+    config, state, metadata = load_weights(resolve(path))
     model = ConfidenceRanker(config)
     try:
         model.load_state_dict(state, strict=True)

@@ -29,7 +29,7 @@ from torch import Tensor
 from crface.adapters import get_adapter
 from crface.eval.baselines import SCORE_THRESHOLD
 from crface.imageio import as_rgb_array
-from crface.ops import box_voting
+from crface.ops import box_voting, nms_clusters
 from crface.regions import cells_to_regions, concat, detect_regions
 from crface.types import Detections
 
@@ -37,19 +37,41 @@ if TYPE_CHECKING:
     from crface.refiner import Refiner
 
 RULES = ("cells", "grid")
+# "vote": box voting merges every cluster of the pooled passes; "vote_zoomed": only the clusters
+# the zoomed pass added to, the others keep their top box (hard NMS, as a single pass).
+FUSIONS = ("vote", "vote_zoomed")
 GRID = 4  # the "grid" rule's tiles per side: a fixed 4 x 4 split of the photo, the baseline
 SIZE_KEYS = ("image_size", "input_size")
 
 # Chosen by `benchmarks/zoom.py tune` on wider_train (results/zoom_tune.json: "chosen" and
 # "per_detector"; tests/test_zoom.py checks that these match it). keep_below = 2 * small.
-GENERIC: dict[str, float] = {"small": 24.0, "seed_score": 0.1, "weight": 0.7, "budget": 1.0}
-TUNED: dict[str, dict[str, float]] = {
-    "retinaface": {"small": 24.0, "seed_score": 0.05, "weight": 0.7, "budget": 1.0},
-    "yunet_n": {"small": 24.0, "seed_score": 0.1, "weight": 0.9, "budget": 1.0},
-    "scrfd_500m": {"small": 24.0, "seed_score": 0.1, "weight": 0.8, "budget": 1.0},
+GENERIC: dict[str, Any] = {
+    "small": 24.0,
+    "seed_score": 0.1,
+    "weight": 0.7,
+    "budget": 1.0,
+    "fusion": "vote",
+}
+TUNED: dict[str, dict[str, Any]] = {
+    "retinaface": {
+        "small": 24.0,
+        "seed_score": 0.05,
+        "weight": 0.7,
+        "budget": 1.0,
+        "fusion": "vote",
+    },
+    "yunet_n": {"small": 24.0, "seed_score": 0.1, "weight": 0.9, "budget": 1.0, "fusion": "vote"},
+    "scrfd_500m": {
+        "small": 24.0,
+        "seed_score": 0.1,
+        "weight": 0.8,
+        "budget": 1.0,
+        "fusion": "vote",
+    },
 }
 
 __all__ = [
+    "FUSIONS",
     "GENERIC",
     "RULES",
     "TUNED",
@@ -63,7 +85,7 @@ __all__ = [
 ]
 
 
-def settings(detector: str | None = None) -> dict[str, float]:
+def settings(detector: str | None = None) -> dict[str, Any]:
     """The zoom settings chosen on ``wider_train`` for a built-in runner (``None``: any detector).
 
     Raises:
@@ -195,6 +217,7 @@ def zoom(
     cell: int = 64,
     keep_below: float | None = None,
     weight: float | None = None,
+    fusion: str | None = None,
     vote_iou: float = 0.4,
     rerank_kwargs: dict[str, Any] | None = None,
     first_pass: Detections | None = None,
@@ -227,6 +250,9 @@ def zoom(
         keep_below: keep from the zoomed pass only candidates whose longer side is under this
             many photo pixels (default ``2 * small``): large faces come back worse at 2x.
         weight: factor on the zoomed pass's scores (see :func:`gate`).
+        fusion: how box voting fuses the passes (:data:`FUSIONS`): ``"vote"`` merges every
+            cluster, ``"vote_zoomed"`` only those the zoomed pass added to (elsewhere the
+            first pass's NMS result stands). With a ``refiner``, its rerank fuses instead.
         vote_iou: IoU threshold of the box voting that fuses the passes.
         rerank_kwargs: options for :meth:`Refiner.rerank` when ``refiner`` is given.
         first_pass: the first pass's candidates when the caller already has them
@@ -241,7 +267,8 @@ def zoom(
         the first pass's rows first.
 
     Raises:
-        ValueError: unknown adapter, rule or ``detector``, ``scale`` <= 1, bad ``budget``.
+        ValueError: unknown adapter, rule, fusion or ``detector``, ``scale`` <= 1, bad
+            ``budget``, or ``fusion`` given with a ``refiner``.
         TypeError: a fixed ``image_size=`` / ``input_size=`` adapter option.
         RuntimeError: the detector failed on a crop (names the crop's size).
 
@@ -258,6 +285,7 @@ def zoom(
         raise ValueError(f"scale must be > 1 (the zoomed pass upscales); got {scale!r}")
     given = {"budget": budget, "small": small, "seed_score": seed_score, "weight": weight}
     opts = {**settings(detector), **{k: v for k, v in given.items() if v is not None}}
+    fusion = _check_fusion(fusion, refiner, opts["fusion"])
     run = runner(detect_fn, adapter, **adapter_kwargs)
     array = as_array(image)
     if first_pass is not None and not isinstance(first_pass, Detections):
@@ -279,7 +307,23 @@ def zoom(
     second = detect_regions(run, array, regions, scale=scale, margin=math.ceil(small))
     second = gate(second, keep_below or 2 * small, opts["weight"])
     pooled = concat([first, second])
-    return pooled if pool_only else merge(image, pooled, refiner, rerank_kwargs, vote_iou)
+    if pool_only:
+        return pooled
+    rows = torch.arange(len(pooled), device=pooled.scores.device)
+    zoomed = None if fusion == "vote" else rows >= len(first)
+    return merge(image, pooled, refiner, rerank_kwargs, vote_iou, zoomed)
+
+
+def _check_fusion(fusion: str | None, refiner: Refiner | None, tuned: str) -> str:
+    if fusion is not None and refiner is not None:
+        raise ValueError(
+            "fusion= chooses how box voting fuses the passes, but a refiner fuses them here: "
+            "drop fusion=, or pass rerank_kwargs={'nms': ...} to choose the rerank's suppression"
+        )
+    fusion = tuned if fusion is None else fusion
+    if fusion not in FUSIONS:
+        raise ValueError(f"unknown zoom fusion {fusion!r}; expected one of {FUSIONS}")
+    return fusion
 
 
 def merge(
@@ -288,12 +332,14 @@ def merge(
     refiner: Refiner | None = None,
     rerank_kwargs: dict[str, Any] | None = None,
     vote_iou: float = 0.4,
+    zoomed: Tensor | None = None,
 ) -> Detections:
     """Fuse pooled candidates once for the whole photo: the ranker when given, else box voting.
 
     ``indices`` are renumbered to the pooled rows, so they point into ``pooled``. Box voting
     fuses the candidates scoring at least WIDER's test threshold
-    (:data:`crface.eval.baselines.SCORE_THRESHOLD`).
+    (:data:`crface.eval.baselines.SCORE_THRESHOLD`); given ``zoomed`` (``Tensor[K]`` bool, the
+    rows of the zoomed pass), it merges only the clusters that hold one of them (see :func:`fuse`).
     """
     pooled = Detections(pooled.boxes, pooled.scores, landmarks=pooled.landmarks)
     if refiner is not None:
@@ -301,7 +347,9 @@ def merge(
     # Voting works per overlapping pair, and detectors that return thousands of near-zero
     # candidates (SCRFD) made it half of zoom's time; under WIDER's test threshold they never
     # score, and their weight in a cluster's mean is negligible.
-    return fuse(pooled[pooled.scores >= SCORE_THRESHOLD], vote_iou)  # indices stay pooled rows
+    scored = pooled.scores >= SCORE_THRESHOLD
+    voted = None if zoomed is None else zoomed[scored]
+    return fuse(pooled[scored], vote_iou, voted=voted)  # indices stay pooled rows
 
 
 def longer_side(boxes: Tensor) -> Tensor:
@@ -321,10 +369,19 @@ def gate(second: Detections, keep_below: float, weight: float = 1.0) -> Detectio
     return Detections(second.boxes, second.scores * weight, second.indices, second.landmarks)
 
 
-def fuse(pooled: Detections, iou: float = 0.4) -> Detections:
-    """Box voting over pooled candidates (``Tensor[K]`` ``indices`` are their rows)."""
+def fuse(pooled: Detections, iou: float = 0.4, *, voted: Tensor | None = None) -> Detections:
+    """Box voting over pooled candidates (``Tensor[K]`` ``indices`` are their rows).
+
+    ``voted``: ``Tensor[K]`` bool, the rows whose clusters are merged; a cluster without one
+    keeps its top box unchanged, as hard NMS at ``iou`` would. ``None`` merges every cluster.
+    """
     if len(pooled) == 0:
         return pooled
     keep, boxes, scores = box_voting(pooled.boxes, pooled.scores, iou)
+    if voted is not None:
+        touched = torch.zeros(len(pooled), dtype=torch.bool, device=keep.device)
+        touched[nms_clusters(pooled.boxes, pooled.scores, iou)[voted]] = True
+        plain = ~touched[keep]
+        boxes[plain] = pooled.boxes[keep[plain]]
     lms = None if pooled.landmarks is None else pooled.landmarks[keep]
     return Detections(boxes, scores, pooled.indices[keep], lms)

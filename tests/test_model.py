@@ -88,6 +88,43 @@ def test_letterbox_keeps_aspect_and_pads() -> None:
     assert (out[:, :32] > 0).all() and (out[:, 32:] == 0).all()
 
 
+@pytest.mark.parametrize("hw", [(50, 100), (100, 50), (64, 64), (20, 30), (300, 90)])
+def test_letterbox_tight_canvas_is_the_square_canvas_top_left(hw: tuple[int, int]) -> None:
+    img = torch.randint(1, 255, (3, *hw), dtype=torch.uint8)
+    square, scale = letterbox(img, 64)
+    tight, tight_scale = letterbox(img, 64, square=False)
+    h, w = tight.shape[1:]
+    assert tight_scale == scale and h <= 64 and w <= 64
+    torch.testing.assert_close(tight, square[:, :h, :w], atol=0, rtol=0)
+    # one zero row/column wherever the photo is short of the canvas, none where it fills it
+    nh, nw = round(hw[0] * scale), round(hw[1] * scale)
+    assert (h, w) == (min(64, nh + 1), min(64, nw + 1))
+
+
+@pytest.mark.parametrize("rows", [1, 7, 16])
+def test_crop_head_on_tight_canvas_and_rows_matches_the_full_input(rows: int) -> None:
+    """The Refiner's shortcuts are exact: the crop head reads the same RoIAlign samples from
+    the tight canvas (boxes reaching past the photo included), and padding rows past the last
+    real row change nothing (the row's rank is out of num_boxes, not out of N)."""
+    model = random_model(num_boxes=16, image_size=64, head="crop")
+    photo = torch.randint(1, 255, (3, 30, 50), dtype=torch.uint8)
+    square, _ = letterbox(photo, 64)
+    tight, _ = letterbox(photo, 64, square=False)
+    boxes = torch.zeros(1, 16, 5)
+    boxes[0, :rows, :2] = torch.rand(rows, 2) * 1.1 - 0.05  # some past the bottom/right edge
+    boxes[0, :rows, 2:4] = torch.rand(rows, 2) * 0.3 + 0.01
+    boxes[0, :rows, 4] = torch.rand(rows).sort(descending=True).values
+    full = model(square[None], boxes)
+    torch.testing.assert_close(model(tight[None], boxes[:, :rows]), full[:, :rows])
+
+
+def test_rows_head_takes_fewer_rows() -> None:
+    model = random_model(num_boxes=16, image_size=64, head="rows")
+    image, boxes = torch.rand(2, 3, 64, 64) * 255, torch.rand(2, 16, 5)
+    boxes[:, 9:] = 0
+    torch.testing.assert_close(model(image, boxes[:, :9]), model(image, boxes)[:, :9])
+
+
 def test_box_matrix_sorts_normalises_pads_and_truncates() -> None:
     boxes, scores = random_boxes(6, 200, 100)
     mat, order = box_matrix(boxes, scores, 200.0, 8)

@@ -49,6 +49,41 @@ def test_raw_graph_matches_torch_with_dynamic_batch(pair, batch: int) -> None:
     np.testing.assert_allclose(got, want, atol=TOL, rtol=0)
 
 
+def test_rows_and_crop_graphs_take_fewer_rows_and_a_tight_canvas(pair) -> None:
+    import onnxruntime as ort
+
+    torch_refiner, onnx_refiner, path = pair
+    tight = torch_refiner.config.head in ("rows", "crop")
+    assert onnx_refiner._tight_rows == torch_refiner._tight_rows == tight
+    assert onnx_refiner._tight_canvas == (torch_refiner.config.head == "crop")
+    if not tight:
+        return
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    g = torch.Generator().manual_seed(7)
+    height = 61 if onnx_refiner._tight_canvas else 96
+    image = torch.rand(2, 3, height, 96, generator=g) * 255
+    boxes = torch.rand(2, 11, 5, generator=g)
+    want = torch_refiner.model(image, boxes).detach().numpy()
+    got = session.run(["scores"], {"image": image.numpy(), "boxes": boxes.numpy()})[0]
+    np.testing.assert_allclose(got, want, atol=TOL, rtol=0)
+
+
+def test_a_graph_with_fixed_shapes_gets_full_inputs() -> None:
+    """Graphs exported before the dynamic axes fix N and S: the backend must pad for them."""
+    from crface.refiner import _OrtBackend
+
+    class Input:
+        def __init__(self, name, shape):
+            self.name, self.shape = name, shape
+
+    class Session:
+        def get_inputs(self):
+            return [Input("image", ["batch", 3, 96, 96]), Input("boxes", ["batch", 32, 5])]
+
+    backend = _OrtBackend(Session())
+    assert not backend.tight_rows and not backend.tight_canvas
+
+
 def test_onnx_refiner_matches_torch_refiner(pair) -> None:
     torch_refiner, onnx_refiner, _ = pair
     assert onnx_refiner.backend == "onnxruntime"

@@ -262,7 +262,9 @@ def test_bad_options_raise(refiner: Refiner) -> None:
             refiner.rerank(IMG, boxes, scores, **kwargs)
 
 
-def test_rerank_batch_matches_single(refiner: Refiner) -> None:
+@pytest.mark.parametrize("head", ["global", "crop"])  # crop: tight canvases and rows, batched
+def test_rerank_batch_matches_single(head: str) -> None:
+    refiner = random_refiner(num_boxes=16, head=head)
     rng = np.random.default_rng(1)
     images = [
         rng.integers(0, 255, (h, w, 3), dtype=np.uint8)

@@ -7,6 +7,7 @@ import torch
 
 import crface
 from crface import weights as W
+from crface.model import ConfidenceRanker
 from crface.refiner import Refiner
 from tests.helpers import random_model
 
@@ -109,6 +110,13 @@ def test_registered_file_missing(fake_registry) -> None:
 def test_unknown_name_lists_registered(fake_registry) -> None:
     with pytest.raises(FileNotFoundError, match=r"registered names: \['tiny'\]"):
         W.resolve("nope")
+
+
+def test_build_model_takes_a_name_and_names_the_valid_ones(fake_registry) -> None:
+    model, _ = W.build_model("tiny")
+    assert isinstance(model, ConfidenceRanker)
+    with pytest.raises(FileNotFoundError, match=r"'nope\.pt' is neither .* \['tiny'\]"):
+        W.build_model("nope.pt")  # not "truncated or corrupt": there is no such file
 
 
 def test_register_weights_writes_entry(fake_registry, tmp_path) -> None:

@@ -202,6 +202,46 @@ def test_fuse_votes_and_keeps_rows():
     assert out.boxes[1].tolist() == [0.5, 0.0, 10.5, 10.0]
 
 
+def test_fuse_votes_only_the_clusters_holding_a_voted_row():
+    from crface.ops import box_voting, nms
+
+    g = torch.Generator().manual_seed(3)
+    xy = torch.rand(60, 2, generator=g) * 80
+    boxes = torch.cat([xy, xy + 10 + torch.rand(60, 2, generator=g) * 10], dim=1)
+    pooled = Detections(boxes, torch.rand(60, generator=g))
+    none = fuse(pooled, voted=torch.zeros(60, dtype=torch.bool))  # = hard NMS
+    kept = nms(boxes, pooled.scores, 0.4)
+    assert none.indices.tolist() == kept.tolist()
+    torch.testing.assert_close(none.boxes, boxes[kept], atol=0, rtol=0)
+    every = fuse(pooled, voted=torch.ones(60, dtype=torch.bool))  # = voting
+    torch.testing.assert_close(every.boxes, box_voting(boxes, pooled.scores, 0.4)[1])
+    some = torch.arange(60) >= 40  # e.g. the zoomed pass's rows
+    part = fuse(pooled, voted=some)
+    assert part.indices.tolist() == kept.tolist()  # the same clusters either way
+    changed = (part.boxes != none.boxes).any(dim=1)
+    assert changed.any() and not changed.all()
+    torch.testing.assert_close(part.boxes[changed], every.boxes[changed])
+
+
+def test_zoom_vote_zoomed_leaves_a_photo_without_zoom_as_single_scale_nms():
+    from crface.eval.baselines import postprocess
+
+    image = photo([(40, 40, 60), (45, 42, 58), (150, 100, 50)])  # overlapping large faces only
+    detect = blob_detector()
+    out = zoom(detect, image, fusion="vote_zoomed")
+    assert len(detect.calls) == 1  # nothing small: no second pass
+    single = postprocess(detect(image), "hard")
+    torch.testing.assert_close(out.boxes, single.boxes, atol=0, rtol=0)
+
+
+def test_zoom_fusion_errors():
+    refiner = crface.Refiner.load("crface-small", device="cpu")
+    with pytest.raises(ValueError, match="unknown zoom fusion 'avg'; expected one of"):
+        zoom(blob_detector(), photo([]), fusion="avg")
+    with pytest.raises(ValueError, match="a refiner fuses them here"):
+        zoom(blob_detector(), photo([]), fusion="vote", refiner=refiner)
+
+
 def test_public_name_is_the_function():
     assert crface.zoom is zoom
 
@@ -247,7 +287,7 @@ def _as_settings(opts: dict) -> dict:
     assert (
         opts["keep_factor"] == 2.0 and opts["rule"] == "cells"
     )  # zoom's keep_below / rule defaults
-    return {k: opts[k] for k in ("small", "seed_score", "weight", "budget")}
+    return {k: opts[k] for k in ("small", "seed_score", "weight", "budget", "fusion")}
 
 
 def test_zoom_settings_are_those_chosen_on_wider_train():
@@ -274,7 +314,9 @@ def test_zoom_takes_a_runners_settings_and_explicit_options_over_them(monkeypatc
 
     monkeypatch.setattr(zooming, "select_regions", spy)
     monkeypatch.setitem(
-        zooming.TUNED, "toy", {"small": 9.0, "seed_score": 0.3, "weight": 0.5, "budget": 0.2}
+        zooming.TUNED,
+        "toy",
+        {"small": 9.0, "seed_score": 0.3, "weight": 0.5, "budget": 0.2, "fusion": "vote"},
     )
     image = photo([(40, 40, 60)])
     zoom(blob_detector(), image, detector="toy")

@@ -242,14 +242,14 @@ def zoom_settings() -> str:
     """Markdown: the zoom settings tuned on wider_train, per runner and for any other detector."""
     tuned = results("zoom_tune.json")
     rows = [
-        "| detector | small | seed_score | weight | keep_below | budget |",
-        "|---|---|---|---|---|---|",
+        "| detector | small | seed_score | weight | keep_below | budget | fusion |",
+        "|---|---|---|---|---|---|---|",
     ]
     named = [("any other (`detector=None`)", tuned["chosen"]), *tuned["per_detector"].items()]
     for name, o in named:
         rows.append(
             f"| {name} | {o['small']:g} | {o['seed_score']:g} | {o['weight']:g} "
-            f"| {o['keep_factor'] * o['small']:g} | {o['budget']:g} |"
+            f"| {o['keep_factor'] * o['small']:g} | {o['budget']:g} | {o['fusion']} |"
         )
     return "\n".join(rows)
 
@@ -279,7 +279,7 @@ FACTS: dict[str, Callable[[], str]] = {
     ),
     **{
         f"table.fullres_{part}": functools.partial(_fullres_table, f"fullres_{part}.json")
-        for part in ("curves", "select", "test", "cost")
+        for part in ("curves", "select", "test", "cost", "rows")
     },
     "table.fullres_allfolds": functools.partial(_fullres_table, "fullres_test_allfolds.json"),
     "hires.images": lambda: str(results(HIRES)["images"]),
@@ -294,6 +294,7 @@ FACTS: dict[str, Callable[[], str]] = {
     "zoom.claim": zoom_claim,
     "table.zoom_other": lambda: _script("zoom").other_table(results(ZOOM)),
     "table.zoom_tune": lambda: _script("zoom").tune_table(results("zoom_tune.json")),
+    "table.zoom_fusions": lambda: _script("zoom").fusion_table(results("zoom_fusions.json")),
     "zoom.chosen": zoom_chosen,
     "zoom.settings": zoom_settings,
 }
