@@ -141,7 +141,8 @@ def rows(args: argparse.Namespace) -> dict:
     for n in args.rows:
         scored = rescore(args.weights, fold, cache, list(strength), rows=n)
         for det, a in strength.items():
-            ap[det]["single"] = evaluate(blended(scored[det], 0.0), fold).ap["all"]
+            if "single" not in ap[det]:  # the same for every n
+                ap[det]["single"] = evaluate(blended(scored[det], 0.0), fold).ap["all"]
             ap[det][str(n)] = evaluate(blended(scored[det], a), fold).ap["all"]
     return {"weights": str(args.weights), "fold": chosen["fold"], "images": len(fold), "ap": ap}
 

@@ -79,9 +79,8 @@ def finish(det: Detections) -> Detections:
 
 def vote(passes: list[Detections], fusion: str = "vote") -> Detections:
     """Box voting over the pooled passes; ``"vote_zoomed"``: only clusters the later ones touch."""
-    pooled = concat(passes)
-    zoomed = None if fusion == "vote" else torch.arange(len(pooled)) >= len(passes[0])
-    return finish(merge(None, pooled, zoomed=zoomed))
+    zoomed_from = None if fusion == "vote" else len(passes[0])
+    return finish(merge(None, concat(passes), zoomed_from=zoomed_from))
 
 
 def simulate(first: Detections, twice: Detections, size: tuple[int, int], **opts) -> Detections:
@@ -288,14 +287,14 @@ def fusions(args: argparse.Namespace) -> dict:
         out["sets"][name] = {"images": len(dataset), "runners": {}}
         for det in args.runners:
             runner = get_detector(det)
-            opts = {k: v for k, v in zoom_options(tuned[det], BUDGETS[-1]).items() if k != "fusion"}
+            opts = zoom_options(tuned[det], BUDGETS[-1])
             preds: dict[str, dict] = {"single": {}, **{f: {} for f in FUSIONS}}
             for i, sample in enumerate(tqdm(dataset, desc=f"{det} on {name}", unit="img")):
                 image = dataset.load_image(i)
                 first = runner.detect(image)
                 preds["single"][sample.name] = postprocess(first, "hard")
                 for f in FUSIONS:
-                    det_f = zoom(runner.detect, image, first_pass=first, fusion=f, **opts)
+                    det_f = zoom(runner.detect, image, first_pass=first, **{**opts, "fusion": f})
                     preds[f][sample.name] = finish(det_f)
             out["sets"][name]["runners"][det] = {
                 k: evaluate(v, dataset, ("all",)).ap["all"] for k, v in preds.items()

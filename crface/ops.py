@@ -359,7 +359,11 @@ def soft_nms(
 
 
 def box_voting(
-    boxes: Tensor, scores: Tensor, iou_threshold: float = 0.4, min_cluster_size: int = 1
+    boxes: Tensor,
+    scores: Tensor,
+    iou_threshold: float = 0.4,
+    min_cluster_size: int = 1,
+    merge: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Box voting, as in multi-scale face-detection test code: merge each cluster into one box.
 
@@ -377,6 +381,8 @@ def box_voting(
         scores: ``Tensor[N]`` float32.
         iou_threshold: cluster membership threshold (inclusive), in [0, 1].
         min_cluster_size: drop clusters with fewer boxes than this (default 1: keep all).
+        merge: ``Tensor[N]`` bool: merge only the clusters that hold one of these rows; the others
+            keep their top box unchanged, as :func:`nms` would (``None``: merge every cluster).
 
     Returns:
         ``(keep, voted_boxes, voted_scores)``: ``Tensor[K]`` int64 row of each cluster's top box,
@@ -384,7 +390,7 @@ def box_voting(
 
     Raises:
         ValueError: bad shapes, devices or ``iou_threshold`` outside [0, 1].
-        TypeError: non-tensor input or mismatched / non-floating dtypes.
+        TypeError: non-tensor input, mismatched / non-floating dtypes or a non-bool ``merge``.
 
     Example:
         >>> boxes = torch.tensor([[0.0, 0, 10, 10], [2, 0, 12, 10], [20, 20, 30, 30]])
@@ -393,6 +399,7 @@ def box_voting(
                 [20.0000, 20.0000, 30.0000, 30.0000]]), tensor([0.6000, 0.5000]))
     """
     _check_inputs(boxes, scores, iou_threshold)
+    _check_merge(merge, boxes)
     order = torch.sort(scores, descending=True, stable=True).indices
     sorted_boxes, sorted_scores = boxes[order], scores[order]
     top_of = _cluster_tops(sorted_boxes, iou_threshold)
@@ -405,9 +412,27 @@ def box_voting(
     weights = torch.where(total > 0, sorted_scores / total, plain)
     voted = sorted_boxes.new_zeros((len(tops), 4))
     voted.index_add_(0, cluster, weights[:, None] * sorted_boxes)
+    if merge is not None:
+        touched = torch.zeros(len(tops), dtype=torch.bool, device=boxes.device)
+        touched[cluster[merge[order]]] = True
+        voted = torch.where(touched[:, None], voted, sorted_boxes[tops])
     kept = size >= min_cluster_size
     tops = tops[kept]
     return order[tops], voted[kept], sorted_scores[tops]
+
+
+def _check_merge(merge: Tensor | None, boxes: Tensor) -> None:
+    if merge is None:
+        return
+    if not isinstance(merge, Tensor) or merge.dtype != torch.bool:
+        raise TypeError(
+            f"merge must be a bool torch.Tensor, got {getattr(merge, 'dtype', merge)!r}"
+        )
+    if merge.shape != (boxes.shape[0],) or merge.device != boxes.device:
+        raise ValueError(
+            f"merge must have shape [{boxes.shape[0]}] on {boxes.device} to match boxes, got "
+            f"{list(merge.shape)} on {merge.device}"
+        )
 
 
 def nms_clusters(boxes: Tensor, scores: Tensor, iou_threshold: float = 0.4) -> Tensor:

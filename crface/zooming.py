@@ -29,7 +29,7 @@ from torch import Tensor
 from crface.adapters import get_adapter
 from crface.eval.baselines import SCORE_THRESHOLD
 from crface.imageio import as_rgb_array
-from crface.ops import box_voting, nms_clusters
+from crface.ops import box_voting
 from crface.regions import cells_to_regions, concat, detect_regions
 from crface.types import Detections
 
@@ -309,9 +309,8 @@ def zoom(
     pooled = concat([first, second])
     if pool_only:
         return pooled
-    rows = torch.arange(len(pooled), device=pooled.scores.device)
-    zoomed = None if fusion == "vote" else rows >= len(first)
-    return merge(image, pooled, refiner, rerank_kwargs, vote_iou, zoomed)
+    zoomed_from = None if fusion == "vote" else len(first)
+    return merge(image, pooled, refiner, rerank_kwargs, vote_iou, zoomed_from)
 
 
 def _check_fusion(fusion: str | None, refiner: Refiner | None, tuned: str) -> str:
@@ -332,14 +331,14 @@ def merge(
     refiner: Refiner | None = None,
     rerank_kwargs: dict[str, Any] | None = None,
     vote_iou: float = 0.4,
-    zoomed: Tensor | None = None,
+    zoomed_from: int | None = None,
 ) -> Detections:
     """Fuse pooled candidates once for the whole photo: the ranker when given, else box voting.
 
     ``indices`` are renumbered to the pooled rows, so they point into ``pooled``. Box voting
     fuses the candidates scoring at least WIDER's test threshold
-    (:data:`crface.eval.baselines.SCORE_THRESHOLD`); given ``zoomed`` (``Tensor[K]`` bool, the
-    rows of the zoomed pass), it merges only the clusters that hold one of them (see :func:`fuse`).
+    (:data:`crface.eval.baselines.SCORE_THRESHOLD`); given ``zoomed_from`` (the first pooled row
+    of the zoomed pass), it merges only the clusters that hold one of the zoomed pass's rows.
     """
     pooled = Detections(pooled.boxes, pooled.scores, landmarks=pooled.landmarks)
     if refiner is not None:
@@ -348,7 +347,9 @@ def merge(
     # candidates (SCRFD) made it half of zoom's time; under WIDER's test threshold they never
     # score, and their weight in a cluster's mean is negligible.
     scored = pooled.scores >= SCORE_THRESHOLD
-    voted = None if zoomed is None else zoomed[scored]
+    voted = None
+    if zoomed_from is not None:
+        voted = (torch.arange(len(pooled), device=scored.device) >= zoomed_from)[scored]
     return fuse(pooled[scored], vote_iou, voted=voted)  # indices stay pooled rows
 
 
@@ -377,11 +378,6 @@ def fuse(pooled: Detections, iou: float = 0.4, *, voted: Tensor | None = None) -
     """
     if len(pooled) == 0:
         return pooled
-    keep, boxes, scores = box_voting(pooled.boxes, pooled.scores, iou)
-    if voted is not None:
-        touched = torch.zeros(len(pooled), dtype=torch.bool, device=keep.device)
-        touched[nms_clusters(pooled.boxes, pooled.scores, iou)[voted]] = True
-        plain = ~touched[keep]
-        boxes[plain] = pooled.boxes[keep[plain]]
+    keep, boxes, scores = box_voting(pooled.boxes, pooled.scores, iou, merge=voted)
     lms = None if pooled.landmarks is None else pooled.landmarks[keep]
     return Detections(boxes, scores, pooled.indices[keep], lms)

@@ -353,6 +353,18 @@ def test_box_voting_merges_a_cluster() -> None:
     assert voted_scores.tolist() == pytest.approx([0.6, 0.5])
 
 
+def test_box_voting_merges_only_clusters_holding_a_merge_row() -> None:
+    boxes, scores = t([SHIFT_A, A, FAR]), t([0.2, 0.6, 0.5])
+    _, plain, _ = box_voting(boxes, scores, 0.4, merge=torch.tensor([False, False, True]))
+    close(plain, [A, FAR])  # A's cluster holds no merge row: its top box stands, as nms keeps it
+    _, merged, _ = box_voting(boxes, scores, 0.4, merge=torch.tensor([True, False, False]))
+    close(merged, [[0.5, 0.0, 10.5, 10.0], FAR])
+    with pytest.raises(TypeError, match="merge must be a bool"):
+        box_voting(boxes, scores, merge=torch.ones(3))
+    with pytest.raises(ValueError, match=r"merge must have shape \[3\]"):
+        box_voting(boxes, scores, merge=torch.ones(2, dtype=torch.bool))
+
+
 def test_box_voting_threshold_is_inclusive() -> None:
     _, voted, _ = box_voting(t([A, HALF_A]), t([0.5, 0.5]), iou_threshold=0.5)
     close(voted, [[0.0, 0.0, 10.0, 7.5]])
