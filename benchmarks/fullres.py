@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/fullres.py cost --weights W [W ...] [--images 10] [--json OUT]
     .venv/bin/python benchmarks/fullres.py rows --weights W --select SELECT.json [--rows ...]
     .venv/bin/python benchmarks/fullres.py curve RUN [RUN ...] --json results/fullres_curves.json
-        [--png docs/img/fullres_curve.png]
+        [--add] [--png docs/img/fullres_curve.png]
     .venv/bin/python benchmarks/fullres.py table JSON [JSON ...]
 
 * ``select``: the weights re-score the wider_train fold they were not trained on (``--fold``);
@@ -210,8 +210,9 @@ def cost(args: argparse.Namespace) -> dict:
 
 
 def curve(args: argparse.Namespace) -> dict:
-    """Per run: its config's loss options and, per evaluation, each detector's AP gains."""
-    out = {}
+    """Per run: its config's loss options and, per evaluation, each detector's AP gains (with
+    ``--add``, after the runs ``--json`` already holds, whose folders may be gone)."""
+    out = json.loads(args.json.read_text()) if args.add and args.json.is_file() else {}
     for run in args.runs:
         cfg = json.loads((run / "config.json").read_text())
         points = []
@@ -229,6 +230,7 @@ def curve(args: argparse.Namespace) -> dict:
             points.append({"iteration": row["iteration"], "gain": gains})
         out[run.name] = {
             "head": cfg["model"].get("head", "crop"),
+            "model": {k: v for k, v in cfg["model"].items() if k not in ("preset", "head")},
             "loss_params": cfg["loss_params"],
             "cluster_pairs": cfg.get("cluster_pairs", 0.0),
             "heldout": cfg["heldout"],
@@ -268,7 +270,7 @@ def plot_curves(curves: dict, path: Path) -> None:
 
 def curve_table(res: dict) -> str:
     lines = [
-        "| run | head | loss options | iteration | AP gain all (<16 / 16-48 / >48 px), per "
+        "| run | head (changes) | loss options | iteration | AP gain all (<16 / 16-48 / >48 px), per "
         "detector |",
         "|---|---|---|---|---|",
     ]
@@ -280,7 +282,8 @@ def curve_table(res: dict) -> str:
                 f"{100 * g['medium']:+.2f} / {100 * g['large']:+.2f})"
                 for det, g in p["gain"].items()
             )
-            lines.append(f"| {name} | {c['head']} | `{opts}` | {p['iteration']} | {cells} |")
+            head = ", ".join([c["head"], *(f"{k}={v}" for k, v in c.get("model", {}).items())])
+            lines.append(f"| {name} | {head} | `{opts}` | {p['iteration']} | {cells} |")
     return "\n".join(lines)
 
 
@@ -384,6 +387,7 @@ def main() -> int:
     c.add_argument("runs", type=Path, nargs="+")
     c.add_argument("--json", type=Path)
     c.add_argument("--png", type=Path)
+    c.add_argument("--add", action="store_true", help="keep the runs --json holds, add these")
     sub.add_parser("table").add_argument("paths", nargs="+")
     args = ap.parse_args()
     if args.command == "table":

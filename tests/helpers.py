@@ -7,6 +7,15 @@ import torch
 from crface.model import ConfidenceRanker, RankerConfig
 from crface.refiner import Refiner
 
+# Every registered weights name (crface/assets/registry.json): a new one must be added here.
+SHIPPED_WEIGHTS = [
+    "crface-small",
+    "crface-small-sampling2",
+    "crface-small-8k",
+    "crface-small-416",
+    "crface-boxes",
+]
+
 
 def random_model(
     num_boxes: int = 16, image_size: int = 64, seed: int = 0, **kw

@@ -13,7 +13,7 @@ from PIL import Image
 from crface.cli import main
 from crface.io import read_detections, write_detections
 from crface.types import Detections
-from tests.helpers import random_boxes
+from tests.helpers import SHIPPED_WEIGHTS, random_boxes
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def test_weights_lists_shipped_weights(capsys) -> None:
     assert "crface-small" in out and "crface-boxes" in out
     assert main(["weights", "--json"]) == 0
     names = {row["name"] for row in json.loads(capsys.readouterr().out)}
-    assert names == {"crface-small", "crface-small-8k", "crface-small-416", "crface-boxes"}
+    assert names == set(SHIPPED_WEIGHTS)
 
 
 def test_demo_writes_png_and_table(tmp_path, capsys) -> None:

@@ -76,6 +76,7 @@ def test_config_round_trip_and_errors() -> None:
         {"bpn_kernel": (2, 5)},
         {"head": "mlp"},
         {"train_clamp": "soft"},
+        {"crop_sampling": 0},
     ):
         with pytest.raises(ValueError):
             RankerConfig(**bad)
@@ -101,12 +102,15 @@ def test_letterbox_tight_canvas_is_the_square_canvas_top_left(hw: tuple[int, int
     assert (h, w) == (min(64, nh + 1), min(64, nw + 1))
 
 
+@pytest.mark.parametrize("sampling", [1, 2])
 @pytest.mark.parametrize("rows", [1, 7, 16])
-def test_crop_head_on_tight_canvas_and_rows_matches_the_full_input(rows: int) -> None:
+def test_crop_head_on_tight_canvas_and_rows_matches_the_full_input(
+    rows: int, sampling: int
+) -> None:
     """The Refiner's shortcuts are exact: the crop head reads the same RoIAlign samples from
     the tight canvas (boxes reaching past the photo included), and padding rows past the last
     real row change nothing (the row's rank is out of num_boxes, not out of N)."""
-    model = random_model(num_boxes=16, image_size=64, head="crop")
+    model = random_model(num_boxes=16, image_size=64, head="crop", crop_sampling=sampling)
     photo = torch.randint(1, 255, (3, 30, 50), dtype=torch.uint8)
     square, _ = letterbox(photo, 64)
     tight, _ = letterbox(photo, 64, square=False)
@@ -233,6 +237,23 @@ def test_crop_head_sees_only_the_pixels_around_each_candidate() -> None:
     before, after = model(image, boxes), model(changed, boxes)
     assert before[0, 0] == after[0, 0]
     assert before[0, 1] != after[0, 1]
+
+
+def test_crop_sampling_sets_roialigns_samples_and_old_configs_keep_two() -> None:
+    """Weights saved before ``crop_sampling`` existed were trained on 2 x 2 samples per bin."""
+    old = RankerConfig(head="crop").to_dict()
+    del old["crop_sampling"]
+    assert RankerConfig.from_dict(old).crop_sampling == 2
+    model = random_model(num_boxes=4, image_size=64, head="crop", crop_sampling=1)
+    image, boxes = torch.rand(1, 3, 64, 64) * 255, torch.rand(1, 4, 5) * 0.5
+    calls = []
+    with pytest.MonkeyPatch.context() as mp:
+        import crface.model
+
+        real = crface.model.roi_align
+        mp.setattr(crface.model, "roi_align", lambda *a, **k: calls.append(k) or real(*a, **k))
+        model(image, boxes)
+    assert calls == [{"sampling_ratio": 1, "aligned": True}]
 
 
 def test_crop_config_checks_its_patch_size() -> None:

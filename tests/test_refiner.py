@@ -11,7 +11,7 @@ import crface
 from crface.ops import convert_boxes, nms
 from crface.refiner import Refiner, prepare_candidates
 from crface.types import Detections
-from tests.helpers import random_boxes, random_model, random_refiner
+from tests.helpers import SHIPPED_WEIGHTS, random_boxes, random_model, random_refiner
 
 IMG = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
 
@@ -21,9 +21,7 @@ def refiner() -> Refiner:
     return random_refiner(num_boxes=16)
 
 
-@pytest.mark.parametrize(
-    "name", ["crface-small", "crface-small-8k", "crface-small-416", "crface-boxes"]
-)
+@pytest.mark.parametrize("name", SHIPPED_WEIGHTS)
 def test_load_registered_weights_are_trained_and_run(name: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # trained weights load without the untrained notice

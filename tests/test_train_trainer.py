@@ -200,12 +200,16 @@ def test_config_validation(synth, tmp_path) -> None:
     assert _config(synth, model={"preset": "small", "num_boxes": 8}).ranker_config().num_boxes == 8
 
 
-def test_example_config_is_valid() -> None:
+def test_the_documented_recipe_is_the_shipped_models() -> None:
+    """docs/training.md names configs/crop_floor_fold4.json as crface-small's recipe."""
+    from crface.weights import build_model
+
     cfg = TrainConfig.from_file(
-        Path(__file__).resolve().parents[1] / "configs" / "small_wider_fold4.json"
+        Path(__file__).resolve().parents[1] / "configs" / "crop_floor_fold4.json"
     )
-    assert cfg.ranker_config().backbone == "mobilenet" and cfg.heldout.folds == (4,)
-    assert cfg.detectors == ("retinaface", "yunet_n", "scrfd_500m", "centerface")
+    shipped = TrainConfig.from_dict(build_model("crface-small")[1]["training_config"])
+    assert cfg == shipped
+    assert cfg.ranker_config().head == "crop" and cfg.heldout.folds == (4,)
 
 
 def test_cli_train_smoke(synth, tmp_path, capsys) -> None:

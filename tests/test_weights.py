@@ -9,12 +9,10 @@ import crface
 from crface import weights as W
 from crface.model import ConfidenceRanker
 from crface.refiner import Refiner
-from tests.helpers import random_model
+from tests.helpers import SHIPPED_WEIGHTS, random_model
 
 
-@pytest.mark.parametrize(
-    "name", ["crface-small", "crface-small-8k", "crface-small-416", "crface-boxes"]
-)
+@pytest.mark.parametrize("name", SHIPPED_WEIGHTS)
 def test_list_weights_has_shipped_weights_with_checksum(name: str) -> None:
     row = {r["name"]: r for r in crface.list_weights()}[name]
     assert row["size"] == W.ASSETS.joinpath(f"{name}.pt").stat().st_size
@@ -213,9 +211,38 @@ def test_files_without_checksum_warn_by_path_and_pass_by_name(fake_registry, tmp
         Refiner.load(old, device="cpu")
 
 
-@pytest.mark.parametrize(
-    "name", ["crface-small", "crface-small-8k", "crface-small-416", "crface-boxes"]
-)
+@pytest.mark.parametrize("name", SHIPPED_WEIGHTS)
 def test_shipped_weights_embed_their_checksum(name) -> None:
     payload = torch.load(W.ASSETS / f"{name}.pt", weights_only=True)
     assert payload["checksum"] == W.checksum(payload)
+
+
+def _tool(name: str):
+    """``tools/<name>.py`` as a module (maintainers' scripts are not in the package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_with_config_changes_inference_fields_and_keeps_the_tensors(tmp_path) -> None:
+    tool = _tool("with_config")
+    model = random_model(num_boxes=8, image_size=64, head="crop")
+    src = W.save_weights(tmp_path / "src.pt", model, {"trained": True, "detectors": ["x"]})
+    out = tool.with_config(src, tmp_path / "out.pt", {"crop_sampling": 1})
+    derived, meta = W.build_model(out)
+    assert derived.config.crop_sampling == 1 and model.config.crop_sampling == 2
+    for k, v in model.state_dict().items():
+        assert torch.equal(derived.state_dict()[k], v), k
+    assert meta["derived"] == {"from": W.sha256_of(src), "set": {"crop_sampling": 1}}
+    assert meta["detectors"] == ["x"]
+    with pytest.raises(ValueError, match="changes the shape of trained parameters"):
+        tool.with_config(src, tmp_path / "bad.pt", {"crop_channels": 16})
+    with pytest.raises(ValueError, match=r"unknown RankerConfig fields \['sampling'\]"):
+        tool.with_config(src, tmp_path / "bad.pt", {"sampling": 1})
+    assert tool.parse_change("crop_context=2.4") == ("crop_context", 2.4)
+    assert tool.parse_change("input_norm=imagenet") == ("input_norm", "imagenet")

@@ -357,3 +357,42 @@ def test_voting_skips_candidates_under_the_test_threshold_and_keeps_pooled_rows(
     out = merge(None, pooled)
     assert out.indices.tolist() == [1, 2, 3]  # rows of pooled; row 0 is under the threshold
     torch.testing.assert_close(out.boxes, boxes[[1, 2, 3]])
+
+
+@pytest.mark.parametrize("fusion", ["vote", "vote_zoomed"])
+def test_cli_rerank_zoom_fuses_by_box_voting_without_a_ranker(tmp_path, monkeypatch, fusion):
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    import crface.detectors
+    from crface.cli import main
+    from crface.io import read_detections
+
+    image = photo([(40, 40, 60), (200, 150, 8)])
+    Image.fromarray(image).save(tmp_path / "p.png")
+    monkeypatch.setattr(
+        crface.detectors, "get_detector", lambda name: SimpleNamespace(detect=blob_detector())
+    )
+    monkeypatch.setattr(
+        "crface._cli.rerank.load_refiner", lambda args: pytest.fail("loaded a ranker")
+    )
+    out = tmp_path / "out.npy"
+    argv = ["rerank", str(tmp_path / "p.png"), "--detector", "retinaface", "--zoom", "2"]
+    assert main([*argv, "--fusion", fusion, "--out", str(out)]) == 0
+    expected = zoom(blob_detector(), image, detector="retinaface", fusion=fusion)
+    got = read_detections(out)
+    torch.testing.assert_close(got.boxes, expected.boxes)
+    torch.testing.assert_close(got.scores, expected.scores)
+    assert len(got) == 2  # the 8 px face the first pass half-saw is in
+
+
+def test_cli_rerank_fusion_needs_zoom(tmp_path, capsys):
+    from PIL import Image
+
+    from crface.cli import main
+
+    Image.fromarray(photo([])).save(tmp_path / "p.png")
+    argv = ["rerank", str(tmp_path / "p.png"), "--detector", "retinaface", "--fusion", "vote"]
+    assert main([*argv, "--out", str(tmp_path / "o.json")]) == 2
+    assert "--fusion vote fuses --zoom's two passes: pass --zoom 2 too" in capsys.readouterr().err

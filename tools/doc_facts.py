@@ -37,7 +37,7 @@ COST = "results_cost_models.json"  # both 416 px models timed side by side
 COST_NAMES = {"crface-small-416": "crface-small"}  # COST was measured before the rename
 FULLRES_COST = "fullres_cost.json"  # benchmarks/fullres.py cost: every model, 1024 px photos
 FULLRES_TEST = "fullres_test.json"  # benchmarks/fullres.py test: the shipped crface-small
-MODELS = ("crface-small", "crface-small-416", "crface-boxes")
+MODELS = ("crface-small", "crface-small-sampling2", "crface-small-416", "crface-boxes")
 HIRES = "hires_table.json"  # benchmarks/hires.py table: the paper's Table 4 on upscaled photos
 HIRES_SELECT = "hires_rank8k_select.json"  # fullres.py select --scale 7.5 of the rank 8k run
 ZOOM = "zoom.json"  # benchmarks/zoom.py test: zoom against single, full 2x and multi-scale
@@ -101,6 +101,23 @@ def fullres_ms(key: str) -> float:
     return results(FULLRES_COST)["median_ms"][f"native {key}"]
 
 
+def fullres_ratio(key: str, size: str = "native") -> float:
+    """``<weights> <backend>``'s rerank time over RetinaFace's, at ``size`` (``"native"``,
+    ``"640px-wide"``, ``"3840px-wide"``), from :data:`FULLRES_COST`."""
+    ms = results(FULLRES_COST)["median_ms"]
+    return ms[f"{size} {key}"] / ms[f"{size} detector"]
+
+
+def other_gains() -> list[float]:
+    """AP "all" changes of the shipped ranker on the sets unlike WIDER (:data:`FULLRES_TEST`)."""
+    return [
+        r["rerank"]["ap"]["all"] - r["single"]["ap"]["all"]
+        for name, block in results(FULLRES_TEST)["sets"].items()
+        if name not in ("wider_val_fullres", "wider_val200")
+        for r in block["detectors"].values()
+    ]
+
+
 def measured_table() -> str:
     """The front page's table: what the shipped ranker measurably does on full-resolution WIDER
     val (tested once), next to zoom and multi-scale testing for the same runners."""
@@ -136,12 +153,7 @@ def measured_table() -> str:
             versus("multi", trained),
         ),
     ]
-    other = [
-        r["rerank"]["ap"]["all"] - r["single"]["ap"]["all"]
-        for name, block in test.items()
-        if name not in ("wider_val_fullres", "wider_val200")
-        for r in block["detectors"].values()
-    ]
+    other = other_gains()
     v200 = test["wider_val200"]["detectors"].values()
     hard200 = [r["rerank"]["ap"]["hard"] - r["single"]["ap"]["hard"] for r in v200]
     return "\n".join(
@@ -165,7 +177,10 @@ def measured_table() -> str:
 
 def cost_table() -> str:
     """The README's speed table: every registered model next to the detector, 1024 px photos."""
-    return _script("fullres").table([str(RESULTS / FULLRES_COST)])
+    res = results(FULLRES_COST)
+    # Research rows (a run's weights file, not a registered name) stay on docs/fullres.md.
+    shown = {k: v for k, v in res["median_ms"].items() if k.split(" ")[1] in (*MODELS, "detector")}
+    return _script("fullres").cost_table({**res, "median_ms": shown})
 
 
 def sweep_table() -> str:
@@ -209,6 +224,10 @@ def _model_facts() -> dict[str, Callable[[], str]]:
         facts[f"{w}.default_strength"] = lambda w=w: f"{_weights(w)[1]['strength']['default']:g}"
         for b in ("torch", "onnxruntime"):
             facts[f"fullres.{w}.{b}_ms"] = lambda w=w, b=b: f"{fullres_ms(f'{w} {b}'):.0f}"
+            for size in ("native", "640px-wide"):
+                facts[f"fullres.{size}.{w}.{b}_x"] = lambda w=w, b=b, size=size: (
+                    f"{fullres_ratio(f'{w} {b}', size):.2f}x"
+                )
     for w in CV_RESULTS:  # the 416 px models, on wider_val200's 416 px photos
         for b in ("torch", "onnxruntime"):
             facts[f"{w}.{b}_ms"] = lambda w=w, b=b: f"{cost_ms(f'{w} {b}'):.0f}"
@@ -269,6 +288,13 @@ FACTS: dict[str, Callable[[], str]] = {
     "multi_ms": lambda: f"{cost_ms('multi'):.0f}",
     "cost_threads": lambda: str(results(COST)["timing"]["threads"]),
     "detail_px": detail_px,
+    "fullres.worst_other": lambda: f"{-100 * min(other_gains()):.1f}",
+    "fullres.hard_span": lambda: span(
+        [
+            r["rerank"]["ap"]["hard"] - r["single"]["ap"]["hard"]
+            for r in results(FULLRES_TEST)["sets"]["wider_val_fullres"]["detectors"].values()
+        ]
+    ),
     "table.measured": measured_table,
     "table.cost": cost_table,
     "table.sweep": sweep_table,
@@ -279,7 +305,15 @@ FACTS: dict[str, Callable[[], str]] = {
     ),
     **{
         f"table.fullres_{part}": functools.partial(_fullres_table, f"fullres_{part}.json")
-        for part in ("curves", "select", "test", "cost", "rows")
+        for part in (
+            "curves",
+            "select",
+            "test",
+            "cost",
+            "rows",
+            "select_sampling2",
+            "test_sampling2",
+        )
     },
     "table.fullres_allfolds": functools.partial(_fullres_table, "fullres_test_allfolds.json"),
     "hires.images": lambda: str(results(HIRES)["images"]),

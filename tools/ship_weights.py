@@ -8,8 +8,9 @@
 With ``--select`` (``benchmarks/fullres.py select``), the strengths are those chosen on the
 wider_train fold the run held out, stored with that fold's AP grid (``selection``).
 
-Reads ``RUN/final.pt`` and ``RUN/config.json``, stores the weights in float16 with metadata: the
-training config, the cross-validated AP per detector from ``benchmarks/results.py``'s JSON, and
+Reads ``RUN/final.pt`` and ``RUN/config.json`` (or, where that is missing, the training config
+the weights' metadata carries, as in a ``tools/with_config.py`` copy), stores the weights in
+float16 with metadata: the training config, the cross-validated AP per detector from ``benchmarks/results.py``'s JSON, and
 the blend strength per detector chosen there (``Refiner.load(..., detector=NAME)`` applies it;
 detectors never trained on get the default, the smallest strength chosen for a trained detector,
 so an unseen detector is never pushed harder than any measured one). Then records the file and
@@ -46,7 +47,11 @@ def main() -> int:
     )
     args = ap.parse_args()
     model, meta = build_model(args.run / args.weights)
-    training_config = json.loads((args.run / "config.json").read_text())
+    # A copy made by tools/with_config.py may sit in a folder of its own: it carries the config.
+    run_config = args.run / "config.json"
+    training_config = (
+        json.loads(run_config.read_text()) if run_config.is_file() else meta["training_config"]
+    )
     metadata = {**meta, "trained": True, "training_config": training_config}
     if args.select:
         sel = json.loads(args.select.read_text())

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from crface._cli._common import add_refiner_args, load_refiner, rerank_kwargs
+from crface.zooming import FUSIONS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --detector: add an upscaled pass at this scale where small faces are "
         "(crface.zoom), both passes reranked together",
     )
+    p.add_argument(
+        "--fusion",
+        default="rank",
+        choices=["rank", *FUSIONS],
+        help="with --zoom: how the two passes are fused: rank (default: the ranker reranks both), "
+        "or box voting without a ranker: vote (every cluster) or vote_zoomed (only the clusters "
+        "the zoomed pass added to; elsewhere the first pass's NMS stands)",
+    )
     p.add_argument("--box-format", default="xyxy", choices=["xyxy", "xywh", "cxcywh"])
     p.add_argument(
         "--invalid",
@@ -42,16 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from crface.imageio import load_image
-    from crface.io import read_detections, write_detections
-    from crface.ops import nms
+    from crface.io import read_detections
 
+    _check_zoom_args(args)
     image = load_image(args.image)
-    refiner = load_refiner(args)
+    ranked = args.fusion == "rank"
+    refiner = load_refiner(args) if ranked else None
     options = {"invalid": args.invalid, **rerank_kwargs(args)}
-    if args.zoom is not None and args.detector is None:
-        from crface.cli import CLIError
-
-        raise CLIError("--zoom runs the detector again on parts of the photo: pass --detector NAME")
     if args.detector is not None:
         from crface.detectors import get_detector
         from crface.zooming import zoom
@@ -65,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
                 scale=args.zoom,
                 detector=args.detector,
                 refiner=refiner,
-                rerank_kwargs=options,
+                fusion=None if ranked else args.fusion,
+                vote_iou=args.nms_iou,
+                rerank_kwargs=options if ranked else None,
                 first_pass=cands,
             )
     else:
@@ -74,6 +82,24 @@ def run(args: argparse.Namespace) -> int:
         faces = refiner.rerank(
             image, cands.boxes, cands.scores, landmarks=cands.landmarks, **options
         )
+    return _write(args, image, cands, faces, "crface rerank" if ranked else "zoom + box voting")
+
+
+def _check_zoom_args(args: argparse.Namespace) -> None:
+    from crface.cli import CLIError
+
+    if args.zoom is not None and args.detector is None:
+        raise CLIError("--zoom runs the detector again on parts of the photo: pass --detector NAME")
+    if args.fusion != "rank" and args.zoom is None:
+        raise CLIError(
+            f"--fusion {args.fusion} fuses --zoom's two passes: pass --zoom 2 too, or drop --fusion"
+        )
+
+
+def _write(args: argparse.Namespace, image, cands, faces, label: str) -> int:
+    from crface.io import write_detections
+    from crface.ops import nms
+
     out = write_detections(args.out, faces, image_name=Path(args.image).name)
     print(f"{len(cands)} candidates -> {len(faces)} detections; wrote {out}")
     if args.draw:
@@ -83,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         before = cands[ok][nms(cands.boxes[ok], cands.scores[ok], args.nms_iou)]
         fig = side_by_side(
             image,
-            [("detector + NMS", before), ("crface rerank", faces)],
+            [("detector + NMS", before), (label, faces)],
             score_threshold=args.draw_threshold,
         )
         Path(args.draw).parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Training the ranker: losses, joint augmentation, the training set and the training loop.
 
 >>> from crface.train import TrainConfig, train
->>> train(TrainConfig.from_file("configs/small_wider_fold4.json"), "runs/small")  # doctest: +SKIP
+>>> train(TrainConfig.from_file("configs/crop_floor_fold4.json"), "runs/crop")  # doctest: +SKIP
 """
 
 from __future__ import annotations

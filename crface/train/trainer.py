@@ -767,9 +767,9 @@ def train(
         FloatingPointError: the loss became NaN or infinite (the last checkpoint stays intact).
 
     Example:
-        >>> cfg = TrainConfig.from_file("configs/small_wider_fold4.json")    # doctest: +SKIP
-        >>> train(cfg, "runs/small").final_weights                            # doctest: +SKIP
-        PosixPath('runs/small/final.pt')
+        >>> cfg = TrainConfig.from_file("configs/crop_floor_fold4.json")    # doctest: +SKIP
+        >>> train(cfg, "runs/crop").final_weights                             # doctest: +SKIP
+        PosixPath('runs/crop/final.pt')
     """
     from tqdm.auto import tqdm
 
