@@ -390,6 +390,8 @@ def main() -> int:
     c.add_argument("--add", action="store_true", help="keep the runs --json holds, add these")
     sub.add_parser("table").add_argument("paths", nargs="+")
     args = ap.parse_args()
+    if args.command == "curve" and args.add and args.json is None:
+        ap.error("curve --add adds runs to a --json file: pass --json too")
     if args.command == "table":
         print(table(args.paths))
         return 0

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import torch
 
 from crface.model import ConfidenceRanker, RankerConfig
@@ -15,6 +19,16 @@ SHIPPED_WEIGHTS = [
     "crface-small-416",
     "crface-boxes",
 ]
+
+
+def load_script(path: str) -> ModuleType:
+    """A repository script (``tools/...``, ``benchmarks/...``; not in the package) as a module."""
+    file = Path(__file__).resolve().parents[1] / path
+    spec = importlib.util.spec_from_file_location(file.stem, file)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def random_model(

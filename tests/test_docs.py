@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from crface.paths import shared_root
+from tests.helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -209,11 +210,7 @@ def test_parse_blocks_reads_markers(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def doc_facts() -> Any:
     """``tools/doc_facts.py`` as a module."""
-    spec = importlib.util.spec_from_file_location("doc_facts", ROOT / "tools" / "doc_facts.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/doc_facts.py")
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -12,17 +11,11 @@ import torch
 from PIL import Image
 
 from crface.data import load_dataset
-
-ROOT = Path(__file__).parents[1]
+from tests.helpers import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location(
-        "make_hires", ROOT / "benchmarks" / "make_hires.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/make_hires.py")
 
 
 # Three photos: a wide spread of face sizes, a narrow one, and none (WIDER's dummy row).

@@ -9,7 +9,7 @@ import crface
 from crface import weights as W
 from crface.model import ConfidenceRanker
 from crface.refiner import Refiner
-from tests.helpers import SHIPPED_WEIGHTS, random_model
+from tests.helpers import SHIPPED_WEIGHTS, load_script, random_model
 
 
 @pytest.mark.parametrize("name", SHIPPED_WEIGHTS)
@@ -217,20 +217,8 @@ def test_shipped_weights_embed_their_checksum(name) -> None:
     assert payload["checksum"] == W.checksum(payload)
 
 
-def _tool(name: str):
-    """``tools/<name>.py`` as a module (maintainers' scripts are not in the package)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_with_config_changes_inference_fields_and_keeps_the_tensors(tmp_path) -> None:
-    tool = _tool("with_config")
+    tool = load_script("tools/with_config.py")
     model = random_model(num_boxes=8, image_size=64, head="crop")
     src = W.save_weights(tmp_path / "src.pt", model, {"trained": True, "detectors": ["x"]})
     out = tool.with_config(src, tmp_path / "out.pt", {"crop_sampling": 1})

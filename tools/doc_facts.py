@@ -108,14 +108,21 @@ def fullres_ratio(key: str, size: str = "native") -> float:
     return ms[f"{size} {key}"] / ms[f"{size} detector"]
 
 
+def fullres_gains(sets: list[str], setting: str) -> list[float]:
+    """The shipped ranker's AP changes (``setting``: ``"all"``, ``"hard"``, ...) per detector on
+    ``sets`` of :data:`FULLRES_TEST`."""
+    test = results(FULLRES_TEST)["sets"]
+    return [
+        r["rerank"]["ap"][setting] - r["single"]["ap"][setting]
+        for name in sets
+        for r in test[name]["detectors"].values()
+    ]
+
+
 def other_gains() -> list[float]:
     """AP "all" changes of the shipped ranker on the sets unlike WIDER (:data:`FULLRES_TEST`)."""
-    return [
-        r["rerank"]["ap"]["all"] - r["single"]["ap"]["all"]
-        for name, block in results(FULLRES_TEST)["sets"].items()
-        if name not in ("wider_val_fullres", "wider_val200")
-        for r in block["detectors"].values()
-    ]
+    sets = results(FULLRES_TEST)["sets"]
+    return fullres_gains([n for n in sets if n not in ("wider_val_fullres", "wider_val200")], "all")
 
 
 def measured_table() -> str:
@@ -154,8 +161,7 @@ def measured_table() -> str:
         ),
     ]
     other = other_gains()
-    v200 = test["wider_val200"]["detectors"].values()
-    hard200 = [r["rerank"]["ap"]["hard"] - r["single"]["ap"]["hard"] for r in v200]
+    hard200 = fullres_gains(["wider_val200"], "hard")
     return "\n".join(
         [
             "| AP change in points, wider_val_fullres (official protocol, strengths chosen on wider_train) | Easy | Medium | Hard |",
@@ -289,12 +295,7 @@ FACTS: dict[str, Callable[[], str]] = {
     "cost_threads": lambda: str(results(COST)["timing"]["threads"]),
     "detail_px": detail_px,
     "fullres.worst_other": lambda: f"{-100 * min(other_gains()):.1f}",
-    "fullres.hard_span": lambda: span(
-        [
-            r["rerank"]["ap"]["hard"] - r["single"]["ap"]["hard"]
-            for r in results(FULLRES_TEST)["sets"]["wider_val_fullres"]["detectors"].values()
-        ]
-    ),
+    "fullres.hard_span": lambda: span(fullres_gains(["wider_val_fullres"], "hard")),
     "table.measured": measured_table,
     "table.cost": cost_table,
     "table.sweep": sweep_table,

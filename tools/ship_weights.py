@@ -10,11 +10,11 @@ wider_train fold the run held out, stored with that fold's AP grid (``selection`
 
 Reads ``RUN/final.pt`` and ``RUN/config.json`` (or, where that is missing, the training config
 the weights' metadata carries, as in a ``tools/with_config.py`` copy), stores the weights in
-float16 with metadata: the training config, the cross-validated AP per detector from ``benchmarks/results.py``'s JSON, and
-the blend strength per detector chosen there (``Refiner.load(..., detector=NAME)`` applies it;
-detectors never trained on get the default, the smallest strength chosen for a trained detector,
-so an unseen detector is never pushed harder than any measured one). Then records the file and
-its sha256 in ``crface/assets/registry.json``.
+float16 with metadata: the training config, the cross-validated AP per detector from
+``benchmarks/results.py``'s JSON, and the blend strength per detector chosen there
+(``Refiner.load(..., detector=NAME)`` applies it; detectors never trained on get the default, the
+smallest strength chosen for a trained detector, so an unseen detector is never pushed harder than
+any measured one). Then records the file and its sha256 in ``crface/assets/registry.json``.
 """
 
 from __future__ import annotations
