@@ -1,6 +1,7 @@
 """The ranker on full-resolution WIDER (issue 10): strengths chosen on wider_train, tested once.
 
-    .venv/bin/python benchmarks/fullres.py select --weights W [--fold 4] [--scale 1] [--json OUT]
+    .venv/bin/python benchmarks/fullres.py select --weights W [--fold 4] [--scale 1]
+        [--nms hard vote] [--json OUT]
     .venv/bin/python benchmarks/fullres.py test --weights W --select SELECT.json [--json OUT]
     .venv/bin/python benchmarks/fullres.py cost --weights W [W ...] [--images 10] [--json OUT]
     .venv/bin/python benchmarks/fullres.py rows --weights W --select SELECT.json [--rows ...]
@@ -9,13 +10,15 @@
     .venv/bin/python benchmarks/fullres.py table JSON [JSON ...]
 
 * ``select``: the weights re-score the wider_train fold they were not trained on (``--fold``);
-  per trained detector, the blend strength ``s + a * (r - s)`` with the best AP "all" there; the
-  detectors it never saw get the smallest of those. ``--scale`` picks the dump the candidates come
+  per trained detector, the blend strength ``s + a * (r - s)`` and the suppression after it (hard
+  NMS or box voting, ``--nms``) with the best AP "all" there; the detectors it never saw get the
+  smallest of those strengths, and box voting only if every trained detector chose it. ``--scale`` picks the dump the candidates come
   from (7.5: the training photos resized to 7680 px wide, for a ranker meant for 8K photos).
-* ``test``: the same weights and strengths on ``wider_val_fullres`` (official Easy / Medium / Hard
+* ``test``: the same weights, strengths and suppressions on ``wider_val_fullres`` (official Easy / Medium / Hard
   and AP by face width), on ``wider_val200`` and on the held-out part (``hash_fold == 4``) of
   ``facemask_kaggle`` / ``roboflow_faces_gray`` (AP "all"), for every runner cached there.
-* ``cost``: RetinaFace-MobileNet-0.25 alone and the rerank of its candidates, timed interleaved
+* ``cost``: RetinaFace-MobileNet-0.25 alone (with hard NMS) and the rerank of its candidates
+  (with the suppression the weights choose for RetinaFace, named in the table), timed interleaved
   image by image on wider_val_fullres photos at their size and resized to 640 and 3840 px wide;
   medians, at the process's thread count (run with ``OMP_NUM_THREADS=1``).
 
@@ -59,13 +62,28 @@ STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
 COST_WIDTHS = (640, None, 3840)  # None: the photo's own size
 
 
-def scores(scored: dict, dataset: FaceDataset, strength: float) -> dict:
-    preds = blended(scored, strength)
+def scores(scored: dict, dataset: FaceDataset, strength: float, nms: str = "hard") -> dict:
+    preds = blended(scored, strength, nms)
     return {"ap": evaluate(preds, dataset).ap, "ap_size": ap_by_size(preds, dataset)}
 
 
 def trained_detectors(weights: Path) -> list[str]:
     return list(build_model(weights)[1]["detectors"])
+
+
+def by_nms(grid: dict) -> dict:
+    """A detector's select grid as ``{nms: {strength: ...}}``; JSONs written before the NMS
+    choice hold ``{strength: ...}``, all with hard NMS."""
+    return {"hard": grid} if all(k[0].isdigit() for k in grid) else grid
+
+
+def choice(chosen: dict, det: str) -> tuple[float, str]:
+    """(strength, nms) the select step chose for ``det``, or its defaults for a detector it never
+    saw (hard NMS in JSONs written before the NMS choice)."""
+    return (
+        chosen["per_detector"].get(det, chosen["default"]),
+        chosen.get("nms", {}).get(det, chosen.get("nms_default", "hard")),
+    )
 
 
 def select(args: argparse.Namespace) -> dict:
@@ -86,12 +104,24 @@ def select(args: argparse.Namespace) -> dict:
             f"no fold-{args.fold} photo has candidates at scale {args.scale:g}: run crface dump"
         )
     scored = rescore(args.weights, held, cache, trained, args.scale)
-    grid = {det: {str(a): scores(scored[det], held, a) for a in STRENGTHS} for det in trained}
-    best = {
-        det: max(STRENGTHS, key=lambda a, det=det: (round(grid[det][str(a)]["ap"]["all"], 6), -a))
+    grid = {
+        det: {m: {str(a): scores(scored[det], held, a, m) for a in STRENGTHS} for m in args.nms}
         for det in trained
     }
-    default = min(best.values())  # an unseen detector is pushed no harder than any seen one
+    options = [(m, a) for m in args.nms for a in STRENGTHS]
+    # Best AP "all"; on a tie hard NMS, then the smaller strength.
+    best = {
+        det: max(
+            options,
+            key=lambda o, det=det: (
+                round(grid[det][o[0]][str(o[1])]["ap"]["all"], 6),
+                o[0] == "hard",
+                -o[1],
+            ),
+        )
+        for det in trained
+    }
+    nms = {det: m for det, (m, _) in best.items()}
     return {
         "weights": str(args.weights),
         "fold": args.fold,
@@ -99,17 +129,16 @@ def select(args: argparse.Namespace) -> dict:
         "images": len(held),
         "fold_images": len(fold),
         "grid": grid,
-        "per_detector": best,
-        "default": default,
+        "per_detector": {det: a for det, (_, a) in best.items()},
+        # An unseen detector is pushed no harder than any seen one, and votes only if all do.
+        "default": min(a for _, a in best.values()),
+        "nms": nms,
+        "nms_default": "vote" if set(nms.values()) == {"vote"} else "hard",
     }
 
 
 def test(args: argparse.Namespace) -> dict:
     chosen = json.loads(Path(args.select).read_text())
-
-    def strength(det: str) -> float:
-        return chosen["per_detector"].get(det, chosen["default"])
-
     trained = set(trained_detectors(args.weights))
     out = {"weights": str(args.weights), "select": args.select, "sets": {}}
     for name in (TEST, *OTHER_SETS):
@@ -120,12 +149,15 @@ def test(args: argparse.Namespace) -> dict:
         dets = cached_detectors(cache, data)
         rows = {}
         for det, scored in rescore(args.weights, data, cache, dets).items():
+            a, nms = choice(chosen, det)
             rows[det] = {
                 "trained_on": det in trained,
-                "strength": strength(det),
+                "strength": a,
+                "nms": nms,
                 "single": scores(scored, data, 0.0),
-                "rerank": scores(scored, data, strength(det)),
-                "rerank_1": scores(scored, data, 1.0),
+                "single_vote": scores(scored, data, 0.0, "vote"),
+                "rerank": scores(scored, data, a, nms),
+                "rerank_1": scores(scored, data, 1.0, nms),
             }
             print(f"test: {name} {det} done", file=sys.stderr)
         out["sets"][name] = {"images": len(data), "detectors": rows}
@@ -136,14 +168,15 @@ def rows(args: argparse.Namespace) -> dict:
     chosen = json.loads(Path(args.select).read_text())
     data, cache = load_dataset(TRAIN), CandidateCache(args.cache, TRAIN)
     fold = data.subset(lambda s: s.fold == chosen["fold"])
-    strength = chosen["per_detector"]
-    ap: dict[str, dict[str, float]] = {d: {} for d in strength}
+    dets = list(chosen["per_detector"])
+    ap: dict[str, dict[str, float]] = {d: {} for d in dets}
     for n in args.rows:
-        scored = rescore(args.weights, fold, cache, list(strength), rows=n)
-        for det, a in strength.items():
+        scored = rescore(args.weights, fold, cache, dets, rows=n)
+        for det in dets:
+            a, nms = choice(chosen, det)
             if "single" not in ap[det]:  # the same for every n
                 ap[det]["single"] = evaluate(blended(scored[det], 0.0), fold).ap["all"]
-            ap[det][str(n)] = evaluate(blended(scored[det], a), fold).ap["all"]
+            ap[det][str(n)] = evaluate(blended(scored[det], a, nms), fold).ap["all"]
     return {"weights": str(args.weights), "fold": chosen["fold"], "images": len(fold), "ap": ap}
 
 
@@ -177,6 +210,15 @@ def resized(image: np.ndarray, width: int | None) -> np.ndarray:
     return cv2.resize(image, (width, round(h * width / w)), interpolation=cv2.INTER_LINEAR)
 
 
+def for_retinaface(weights: Path, **options) -> Refiner:
+    """The refiner a RetinaFace user gets (``detector="retinaface"``: its strength and
+    suppression), for weights that store a choice for it; others load with their defaults."""
+    refiner = Refiner.load(weights, **options)
+    if "retinaface" in (refiner.metadata.get("strength") or {}).get("per_detector", {}):
+        refiner = Refiner.load(weights, detector="retinaface", **options)
+    return refiner
+
+
 def cost(args: argparse.Namespace) -> dict:
     from crface.detectors import get_detector
 
@@ -185,8 +227,8 @@ def cost(args: argparse.Namespace) -> dict:
     refiners = {}
     for w in args.weights:
         name = f"{w.parent.name}/{w.stem}" if w.suffix else str(w)
-        refiners[f"{name} torch"] = Refiner.load(w, device="cpu", threads=0)
-        refiners[f"{name} onnxruntime"] = Refiner.load(
+        refiners[f"{name} torch"] = for_retinaface(w, device="cpu", threads=0)
+        refiners[f"{name} onnxruntime"] = for_retinaface(
             w, backend="onnxruntime", device="cpu", threads=torch.get_num_threads()
         )
     times: dict[str, list[float]] = {}
@@ -205,6 +247,7 @@ def cost(args: argparse.Namespace) -> dict:
     return {
         "images": min(args.images, len(data)),
         "threads": torch.get_num_threads(),
+        "nms": {k.rsplit(" ", 1)[0]: r.nms for k, r in refiners.items()},
         "median_ms": {k: statistics.median(v) * 1e3 for k, v in times.items()},
     }
 
@@ -296,18 +339,21 @@ def gain(new: dict, old: dict) -> str:
 
 
 def test_table(res: dict) -> str:
-    """Markdown: per set and detector, single vs rerank (E/M/H or "all") and AP by face width."""
+    """Markdown: per set and detector, single vs rerank (E/M/H or "all") and AP by face width;
+    "single, vote" is the detector's candidates box-voted, without the ranker."""
     lines = [
-        "| set | detector | trained on | strength | single | rerank | gain | gain by width "
-        "(<16 / 16-48 / >48 px) | gain at strength 1 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| set | detector | trained on | strength, NMS | single | single, vote | rerank | gain "
+        "| gain by width (<16 / 16-48 / >48 px) | gain at strength 1 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, block in res["sets"].items():
         for det, r in block["detectors"].items():
             s, n, one = r["single"], r["rerank"], r["rerank_1"]
+            vote = fmt(r["single_vote"]["ap"]) if "single_vote" in r else "-"
             lines.append(
                 f"| {name} ({block['images']}) | {det} | {'yes' if r['trained_on'] else 'no'} | "
-                f"{r['strength']:g} | {fmt(s['ap'])} | {fmt(n['ap'])} | {gain(n['ap'], s['ap'])} "
+                f"{r['strength']:g}, {r.get('nms', 'hard')} | {fmt(s['ap'])} | {vote} "
+                f"| {fmt(n['ap'])} | {gain(n['ap'], s['ap'])} "
                 f"| {gain(n['ap_size'], s['ap_size'])} | {gain(one['ap'], s['ap'])} |"
             )
     return "\n".join(lines)
@@ -315,15 +361,18 @@ def test_table(res: dict) -> str:
 
 def select_table(res: dict) -> str:
     lines = [
-        f"| detector | AP all (<16 / 16-48 / >48 px) on wider_train fold {res['fold']} "
+        f"| detector | NMS | AP all (<16 / 16-48 / >48 px) on wider_train fold {res['fold']} "
         f"({res['images']} photos), by strength | chosen |",
-        "|---|---|---|",
+        "|---|---|---|---|",
     ]
     for det, grid in res["grid"].items():
-        cells = "; ".join(
-            f"{a}: {100 * g['ap']['all']:.1f} ({fmt(g['ap_size'])})" for a, g in grid.items()
-        )
-        lines.append(f"| {det} | {cells} | {res['per_detector'][det]:g} |")
+        a, nms = choice(res, det)
+        for m, row in by_nms(grid).items():
+            cells = "; ".join(
+                f"{a}: {100 * g['ap']['all']:.1f} ({fmt(g['ap_size'])})" for a, g in row.items()
+            )
+            mark = f"{a:g}" if m == nms else ""
+            lines.append(f"| {det} | {m} | {cells} | {mark} |")
     return "\n".join(lines)
 
 
@@ -341,8 +390,9 @@ def cost_table(res: dict) -> str:
         d = ms[f"{size} detector"]
         for name in names:
             t, o = ms[f"{size} {name} torch"], ms[f"{size} {name} onnxruntime"]
+            nms = res.get("nms", {}).get(name, "hard")  # older JSONs: every rerank hard NMS
             lines.append(
-                f"| {size.replace('-', ' ')} | {name} | {d:.0f} ms | {t:.0f} ms | {o:.0f} ms "
+                f"| {size.replace('-', ' ')} | {name} ({nms}) | {d:.0f} ms | {t:.0f} ms | {o:.0f} ms "
                 f"| {t / d:.2f}x | {o / d:.2f}x |"
             )
     return "\n".join(lines)
@@ -378,6 +428,13 @@ def main() -> int:
     sub.choices["select"].add_argument("--fold", type=int, default=4)
     sub.choices["select"].add_argument(
         "--scale", type=float, default=1.0, help="dump scale of the candidates"
+    )
+    sub.choices["select"].add_argument(
+        "--nms",
+        nargs="+",
+        choices=["hard", "vote"],
+        default=["hard", "vote"],
+        help="suppressions to choose from, per detector, with the strength",
     )
     for name in ("test", "rows"):
         sub.choices[name].add_argument("--select", required=True, help="the select step's JSON")

@@ -79,13 +79,14 @@ def rescore(
 
 
 def blended(
-    scored: dict[str, tuple[Detections, torch.Tensor]], strength: float
+    scored: dict[str, tuple[Detections, torch.Tensor]], strength: float, nms: str = "hard"
 ) -> dict[str, Detections]:
-    """NMS'd predictions of rescored candidates at blend strength ``s + a * (r - s)``."""
+    """Predictions of rescored candidates at blend strength ``s + a * (r - s)``, suppressed by
+    ``nms`` (``"hard"`` or ``"vote"``, as :meth:`crface.Refiner.rerank`)."""
     preds = {}
     for name, (cand, r) in scored.items():
         s = cand.scores + strength * (r - cand.scores)
-        preds[name] = postprocess(Detections(cand.boxes, s.clamp(0, 1)))
+        preds[name] = postprocess(Detections(cand.boxes, s.clamp(0, 1)), nms)
     return preds
 
 

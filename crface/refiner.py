@@ -269,6 +269,18 @@ def _pick_strength(metadata: dict[str, Any], strength: float | None, detector: s
     return float(strength)
 
 
+def _pick_nms(metadata: dict[str, Any], detector: str | None) -> str | None:
+    """The suppression the weights chose for ``detector``, else their default, else hard NMS."""
+    table = metadata.get("nms") or {}
+    method = table.get("per_detector", {}).get(detector, table.get("default", "hard"))
+    if method not in NMS_METHODS:
+        raise ValueError(
+            f"the weights' metadata names nms {method!r}; expected one of {NMS_METHODS}: "
+            "re-ship them with tools/ship_weights.py"
+        )
+    return method
+
+
 def _check_device_name(device: str) -> None:
     if device not in ("auto", "cpu", "cuda") and not str(device).startswith("cuda:"):
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}")
@@ -296,6 +308,12 @@ class Refiner:
     shared or busy cores, torch's default count can make it many times slower. ``threads=0``
     leaves torch's setting alone; ``threads=n`` uses ``n``. The onnxruntime backend gets the same
     count as its session's ``intra_op_num_threads`` (0: onnxruntime's default).
+
+    Attributes:
+        strength: the blend strength of the refined scores (see :meth:`load`).
+        nms: what :meth:`rerank` suppresses with by default (``nms="auto"``): the method the
+            weights store for the ``detector`` named at load (e.g. ``"vote"``, box voting, where
+            it scored higher on held-out photos), else their default, else ``"hard"``.
 
     Example:
         >>> import numpy as np
@@ -330,6 +348,7 @@ class Refiner:
         self._tight_rows = getattr(forward, "tight_rows", False)
         self._tight_canvas = getattr(forward, "tight_canvas", False)
         self.strength = _pick_strength(self.metadata, strength, detector)
+        self.nms = _pick_nms(self.metadata, detector)
         self.threads = _check_threads(threads)
 
     # ---------------------------------------------------------------- construction
@@ -358,7 +377,8 @@ class Refiner:
                 stored with the weights (chosen on held-out data; see ``docs/model_card.md``),
                 for ``detector`` when given, else 1.
             detector: the detector producing the candidates (e.g. ``"retinaface"``), to use the
-                strength measured for it. Names the weights do not know raise (listing them).
+                strength and the suppression (:attr:`nms`) chosen for it. Names the weights do
+                not know raise (listing them).
             threads: intra-op threads of the ranker's forward (see the class docstring):
                 ``None`` (default) one, ``0`` torch's / onnxruntime's own setting, ``n`` that many.
 
@@ -572,7 +592,7 @@ class Refiner:
         *,
         landmarks: Any = None,
         box_format: str = "xyxy",
-        nms: str | None = "hard",
+        nms: str | None = "auto",
         nms_iou: float = 0.4,
         score_threshold: float = 0.02,
         max_det: int | None = 750,
@@ -589,8 +609,10 @@ class Refiner:
             scores: ``(N,)`` detector confidences in [0, 1].
             landmarks: optional ``(N, L, 2)`` points, returned aligned with the kept rows.
             box_format: ``"xyxy"`` (default), ``"xywh"`` or ``"cxcywh"``.
-            nms: ``"hard"`` (default), ``"soft"`` (linear Soft-NMS), ``"soft_gaussian"``,
-                ``"vote"`` (box voting: boxes become score-weighted cluster averages) or ``None``.
+            nms: ``"auto"`` (default: :attr:`nms`, the suppression the weights store for the
+                ``detector`` named at load, else hard NMS), ``"hard"``, ``"soft"`` (linear
+                Soft-NMS), ``"soft_gaussian"``, ``"vote"`` (box voting: boxes become
+                score-weighted cluster averages) or ``None``.
             nms_iou: IoU threshold of the suppression (0.4, as the paper).
             score_threshold: drop candidates whose refined score is below this before NMS (0.02
                 as RetinaFace's WIDER protocol; raise it, e.g. 0.5, for display).
@@ -613,7 +635,7 @@ class Refiner:
         img = as_rgb_array(image)
         cand = self._candidates(boxes, scores, landmarks, box_format, invalid, img.shape[:2])
         refined = self._refine([img], [cand])[0]
-        return self._suppress(cand, refined, nms, nms_iou, score_threshold, max_det)
+        return self._suppress(cand, refined, self._nms(nms), nms_iou, score_threshold, max_det)
 
     def rerank_batch(
         self,
@@ -623,7 +645,7 @@ class Refiner:
         *,
         landmarks_list: Sequence[Any] | None = None,
         box_format: str = "xyxy",
-        nms: str | None = "hard",
+        nms: str | None = "auto",
         nms_iou: float = 0.4,
         score_threshold: float = 0.02,
         max_det: int | None = 750,
@@ -655,6 +677,7 @@ class Refiner:
             for i in range(n)
         ]
         refined = self._refine(arrays, cands)
+        nms = self._nms(nms)
         return [
             self._suppress(c, r, nms, nms_iou, score_threshold, max_det)
             for c, r in zip(cands, refined)
@@ -687,6 +710,9 @@ class Refiner:
             image_size=image_size,
         )
 
+    def _nms(self, nms: str | None) -> str | None:
+        return self.nms if nms == "auto" else nms
+
     @staticmethod
     def _suppress(
         cand: Candidates,
@@ -697,7 +723,7 @@ class Refiner:
         max_det: int | None,
     ) -> Detections:
         if nms not in NMS_METHODS:
-            raise ValueError(f"nms must be one of {NMS_METHODS}; got {nms!r}")
+            raise ValueError(f"nms must be 'auto' or one of {NMS_METHODS}; got {nms!r}")
         if max_det is not None and max_det < 0:
             raise ValueError(f"max_det must be >= 0 or None; got {max_det}")
         rows = torch.nonzero(cand.ok & (refined >= score_threshold)).flatten()

@@ -30,6 +30,9 @@ def test_load_registered_weights_are_trained_and_run(name: str) -> None:
     per_det = r.metadata["strength"]["per_detector"]
     assert r.strength == r.metadata["strength"]["default"]
     assert crface.Refiner.load(name, device="cpu", detector="mtcnn").strength == per_det["mtcnn"]
+    nms = (r.metadata.get("nms") or {}).get("per_detector", {})
+    for det, method in nms.items():
+        assert crface.Refiner.load(name, device="cpu", detector=det).nms == method
     boxes, scores = random_boxes(30, 160, 120)
     refined = r.refine_scores(IMG, boxes, scores)
     assert refined.shape == scores.shape and ((refined >= 0) & (refined <= 1)).all()
@@ -251,7 +254,7 @@ def test_nms_methods(refiner: Refiner, method) -> None:
 def test_bad_options_raise(refiner: Refiner) -> None:
     boxes, scores = random_boxes(3, 160, 120)
     for kwargs, match in [
-        ({"nms": "fast"}, "nms must be one of"),
+        ({"nms": "fast"}, "nms must be 'auto' or one of"),
         ({"box_format": "yxyx"}, "box_format"),
         ({"invalid": "ignore"}, "invalid must be"),
         ({"max_det": -1}, "max_det"),
@@ -325,6 +328,42 @@ def test_strength_from_weights_metadata() -> None:
         Refiner.from_model(model, device="cpu", strength=-1.0)
     with pytest.raises(TypeError, match="strength must be a number"):
         Refiner.from_model(model, device="cpu", strength="1")
+
+
+VOTING = {
+    "strength": {"default": 1.0, "per_detector": {"retinaface": 1.0, "yunet_n": 1.0}},
+    "nms": {"default": "hard", "per_detector": {"retinaface": "vote"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("detector", "expected"), [("retinaface", "vote"), ("yunet_n", "hard"), (None, "hard")]
+)
+def test_nms_from_weights_metadata(detector, expected) -> None:
+    model = random_model()
+    r = Refiner.from_model(model, device="cpu", metadata=VOTING, detector=detector)
+    assert r.nms == expected
+    boxes, scores = random_boxes(40, 160, 120)
+    auto = r.rerank(IMG, boxes, scores)  # nms="auto": the weights' choice for the detector
+    named = Refiner.from_model(model, device="cpu").rerank(IMG, boxes, scores, nms=expected)
+    [batched] = r.rerank_batch([IMG], [boxes], [scores])
+    for got in (auto, batched):
+        torch.testing.assert_close(got.boxes, named.boxes, rtol=0, atol=0)
+        torch.testing.assert_close(got.scores, named.scores, rtol=0, atol=0)
+
+
+def test_explicit_nms_overrides_the_weights_choice() -> None:
+    r = Refiner.from_model(random_model(), device="cpu", metadata=VOTING, detector="retinaface")
+    boxes, scores = random_boxes(40, 160, 120)
+    hard, voted = r.rerank(IMG, boxes, scores, nms="hard"), r.rerank(IMG, boxes, scores)
+    assert set(hard.boxes.flatten().tolist()) <= set(boxes.flatten().tolist())  # input rows
+    assert not torch.equal(hard.boxes, voted.boxes)  # voting averaged some clusters
+
+
+def test_unknown_nms_in_metadata_names_the_fix() -> None:
+    meta = {"nms": {"default": "fast"}}
+    with pytest.raises(ValueError, match=r"nms 'fast'.*ship_weights"):
+        Refiner.from_model(random_model(), device="cpu", metadata=meta)
 
 
 # ----------------------------------------------------------------------------- issue 12

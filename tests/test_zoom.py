@@ -387,6 +387,30 @@ def test_cli_rerank_zoom_fuses_by_box_voting_without_a_ranker(tmp_path, monkeypa
     assert len(got) == 2  # the 8 px face the first pass half-saw is in
 
 
+def test_cli_rerank_with_a_runner_uses_its_measured_settings(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    import crface.detectors
+    from crface.cli import main
+    from crface.io import read_detections
+
+    image = photo([(40, 40, 60), (200, 150, 8)])
+    Image.fromarray(image).save(tmp_path / "p.png")
+    monkeypatch.setattr(
+        crface.detectors, "get_detector", lambda name: SimpleNamespace(detect=blob_detector())
+    )
+    out = tmp_path / "out.npy"
+    argv = ["rerank", str(tmp_path / "p.png"), "--detector", "retinaface", "--device", "cpu"]
+    assert main([*argv, "--out", str(out)]) == 0
+    refiner = crface.Refiner.load("crface-small", device="cpu", detector="retinaface")
+    expected = refiner.rerank(image, blob_detector()(image))
+    got = read_detections(out)
+    torch.testing.assert_close(got.boxes, expected.boxes)
+    torch.testing.assert_close(got.scores, expected.scores)
+
+
 def test_cli_rerank_fusion_needs_zoom(tmp_path, capsys):
     from PIL import Image
 

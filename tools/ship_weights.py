@@ -5,8 +5,9 @@
     .venv/bin/python tools/ship_weights.py --run runs/crop --select results/fullres_select.json \
         [--weights best.pt] --description "..."
 
-With ``--select`` (``benchmarks/fullres.py select``), the strengths are those chosen on the
-wider_train fold the run held out, stored with that fold's AP grid (``selection``).
+With ``--select`` (``benchmarks/fullres.py select``), the strengths, and the suppression after
+the rerank (hard NMS or box voting, ``Refiner.nms``), are those chosen on the wider_train fold the
+run held out, stored with that fold's AP grid (``selection``).
 
 Reads ``RUN/final.pt`` and ``RUN/config.json`` (or, where that is missing, the training config
 the weights' metadata carries, as in a ``tools/with_config.py`` copy), stores the weights in
@@ -59,6 +60,10 @@ def main() -> int:
         # that Refiner.load(..., detector=NAME) knows every runner.
         per_det = {name: sel["per_detector"].get(name, sel["default"]) for name in RUNNERS}
         metadata["strength"] = {"default": sel["default"], "per_detector": per_det}
+        if "nms" in sel:  # the suppression chosen with each strength (Refiner.nms)
+            nms_default = sel["nms_default"]
+            nms = {name: sel["nms"].get(name, nms_default) for name in RUNNERS}
+            metadata["nms"] = {"default": nms_default, "per_detector": nms}
         metadata["selection"] = {k: sel[k] for k in ("fold", "images", "grid")}
     else:
         cv = json.loads(args.results.read_text())["cv"]

@@ -53,15 +53,17 @@ def add_refiner_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--for-detector",
         metavar="NAME",
-        help="use the blend strength the weights store for this detector (e.g. retinaface)",
+        help="use the blend strength and suppression the weights store for this detector (e.g. "
+        "retinaface; with --detector, that runner)",
     )
     p.add_argument(
         "--strength", type=float, help="blend strength s + a * (r - s) (overrides --for-detector)"
     )
     p.add_argument(
         "--nms",
-        choices=[m or "none" for m in NMS_METHODS],
-        help="suppression (default: hard; vote with --zoom)",
+        choices=["auto", *(m or "none" for m in NMS_METHODS)],
+        help="suppression (default: auto, the weights' choice for --for-detector, else hard; "
+        "vote with --zoom)",
     )
     p.add_argument("--nms-iou", type=float, default=0.4)
     p.add_argument("--score-threshold", type=float, default=0.02)
@@ -82,10 +84,11 @@ def load_refiner(args: argparse.Namespace):
 
 def rerank_kwargs(args: argparse.Namespace) -> dict:
     return {
-        # Candidates of two scales (--zoom) want voting; one scale, hard NMS (the paper's).
+        # Candidates of two scales (--zoom) want voting; one scale, what the weights chose for
+        # --for-detector (hard NMS, the paper's, when they chose nothing).
         "nms": None
         if args.nms == "none"
-        else args.nms or ("vote" if getattr(args, "zoom", None) else "hard"),
+        else args.nms or ("vote" if getattr(args, "zoom", None) else "auto"),
         "nms_iou": args.nms_iou,
         "score_threshold": args.score_threshold,
         "max_det": args.max_det,

@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from crface.io import read_detections
 
     _check_zoom_args(args)
+    if args.detector is not None and args.for_detector is None:
+        args.for_detector = args.detector  # the runner's measured strength and suppression
     image = load_image(args.image)
     ranked = args.fusion == "rank"
     refiner = load_refiner(args) if ranked else None
