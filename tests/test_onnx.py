@@ -121,6 +121,16 @@ def test_weights_file_loads_on_onnxruntime(tmp_path) -> None:
     )
 
 
+def test_onnx_backend_keeps_the_weights_suppression_choice() -> None:
+    """The ONNX export carries the metadata, so detector= picks the same strength and nms."""
+    torch_refiner = Refiner.load("crface-small", device="cpu", detector="retinaface")
+    onnx_refiner = Refiner.load(
+        "crface-small", backend="onnxruntime", device="cpu", detector="retinaface"
+    )
+    assert (onnx_refiner.nms, onnx_refiner.strength) == (torch_refiner.nms, torch_refiner.strength)
+    assert onnx_refiner.nms == torch_refiner.metadata["nms"]["per_detector"]["retinaface"]
+
+
 def test_onnx_errors(pair, tmp_path) -> None:
     _, onnx_refiner, path = pair
     with pytest.raises(ValueError, match="backend='onnxruntime'"):
