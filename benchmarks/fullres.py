@@ -86,6 +86,15 @@ def choice(chosen: dict, det: str) -> tuple[float, str]:
     )
 
 
+def best_choice(grid: dict) -> tuple[str, float]:
+    """``(nms, strength)`` with the best AP "all" in one detector's ``{nms: {strength: ...}}``
+    grid; on a tie hard NMS, then the smaller strength."""
+    return max(
+        ((m, float(a)) for m, row in grid.items() for a in row),
+        key=lambda o: (round(grid[o[0]][str(o[1])]["ap"]["all"], 6), o[0] == "hard", -o[1]),
+    )
+
+
 def select(args: argparse.Namespace) -> dict:
     data = load_dataset(TRAIN)
     trained = trained_detectors(args.weights)
@@ -108,19 +117,7 @@ def select(args: argparse.Namespace) -> dict:
         det: {m: {str(a): scores(scored[det], held, a, m) for a in STRENGTHS} for m in args.nms}
         for det in trained
     }
-    options = [(m, a) for m in args.nms for a in STRENGTHS]
-    # Best AP "all"; on a tie hard NMS, then the smaller strength.
-    best = {
-        det: max(
-            options,
-            key=lambda o, det=det: (
-                round(grid[det][o[0]][str(o[1])]["ap"]["all"], 6),
-                o[0] == "hard",
-                -o[1],
-            ),
-        )
-        for det in trained
-    }
+    best = {det: best_choice(grid[det]) for det in trained}
     nms = {det: m for det, (m, _) in best.items()}
     return {
         "weights": str(args.weights),
