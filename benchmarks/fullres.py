@@ -12,11 +12,13 @@
 * ``select``: the weights re-score the wider_train fold they were not trained on (``--fold``);
   per trained detector, the blend strength ``s + a * (r - s)`` and the suppression after it (hard
   NMS or box voting, ``--nms``) with the best AP "all" there; the detectors it never saw get the
-  smallest of those strengths, and box voting only if every trained detector chose it. ``--scale`` picks the dump the candidates come
-  from (7.5: the training photos resized to 7680 px wide, for a ranker meant for 8K photos).
-* ``test``: the same weights, strengths and suppressions on ``wider_val_fullres`` (official Easy / Medium / Hard
-  and AP by face width), on ``wider_val200`` and on the held-out part (``hash_fold == 4``) of
-  ``facemask_kaggle`` / ``roboflow_faces_gray`` (AP "all"), for every runner cached there.
+  smallest of those strengths, and box voting only if every trained detector chose it.
+  ``--scale`` picks the dump the candidates come from (7.5: the training photos resized to
+  7680 px wide, for a ranker meant for 8K photos).
+* ``test``: the same weights, strengths and suppressions on ``wider_val_fullres`` (official
+  Easy / Medium / Hard and AP by face width), on ``wider_val200`` and on the held-out part
+  (``hash_fold == 4``) of ``facemask_kaggle`` / ``roboflow_faces_gray`` (AP "all"), for every
+  runner cached there.
 * ``cost``: RetinaFace-MobileNet-0.25 alone (with hard NMS) and the rerank of its candidates
   (with the suppression the weights choose for RetinaFace, named in the table), timed interleaved
   image by image on wider_val_fullres photos at their size and resized to 640 and 3840 px wide;
@@ -49,7 +51,7 @@ from crface.eval.baselines import postprocess
 from crface.eval.sizes import ap_by_size
 from crface.eval.wider import evaluate
 from crface.refiner import Refiner
-from crface.weights import build_model
+from crface.weights import build_model, load_weights, resolve
 
 # benchmarks/ is not a package: results.py is found beside this file, however this one is loaded
 # (as a script, or by tools/doc_facts.py for its tables).
@@ -210,10 +212,9 @@ def resized(image: np.ndarray, width: int | None) -> np.ndarray:
 def for_retinaface(weights: Path, **options) -> Refiner:
     """The refiner a RetinaFace user gets (``detector="retinaface"``: its strength and
     suppression), for weights that store a choice for it; others load with their defaults."""
-    refiner = Refiner.load(weights, **options)
-    if "retinaface" in (refiner.metadata.get("strength") or {}).get("per_detector", {}):
-        refiner = Refiner.load(weights, detector="retinaface", **options)
-    return refiner
+    metadata = load_weights(resolve(weights))[2]  # read once, not a second model build
+    known = "retinaface" in (metadata.get("strength") or {}).get("per_detector", {})
+    return Refiner.load(weights, detector="retinaface" if known else None, **options)
 
 
 def cost(args: argparse.Namespace) -> dict:
@@ -363,12 +364,12 @@ def select_table(res: dict) -> str:
         "|---|---|---|---|",
     ]
     for det, grid in res["grid"].items():
-        a, nms = choice(res, det)
+        strength, nms = choice(res, det)
         for m, row in by_nms(grid).items():
             cells = "; ".join(
                 f"{a}: {100 * g['ap']['all']:.1f} ({fmt(g['ap_size'])})" for a, g in row.items()
             )
-            mark = f"{a:g}" if m == nms else ""
+            mark = f"{strength:g}" if m == nms else ""
             lines.append(f"| {det} | {m} | {cells} | {mark} |")
     return "\n".join(lines)
 

@@ -138,11 +138,7 @@ def measured_table() -> str:
 
     def gains(trained: bool, method: str = "rerank") -> tuple[list[str], dict[str, list[float]]]:
         dets = [d for d, r in rows.items() if r["trained_on"] == trained]
-        g = {
-            k: [rows[d][method]["ap"][k] - rows[d]["single"]["ap"][k] for d in dets]
-            for k in SETTINGS
-        }
-        return dets, g
+        return dets, {k: [_gain(rows[d], k, method) for d in dets] for k in SETTINGS}
 
     def versus(method: str, dets: list[str]) -> dict[str, list[float]]:
         zoom = results(ZOOM)["runners"]
