@@ -13,10 +13,14 @@ for a detector run on those crops. It scores AP "all" and AP by face width (< 16
 for a grid of settings and picks, per runner and for any detector (one setting admissible for
 every runner), the best AP "all" among the settings whose medium and large-face AP stay at single
 scale or above (0.2 tolerance) and whose crops cover at most 30% of the photo (the time bar).
+Settings within 0.1 AP "all" of the best tie, and the tie goes to the fusion that changes the
+first pass least (hard NMS, then voting only the zoomed clusters, then voting every cluster).
+``--reuse`` takes the settings an earlier tune JSON measured from it; ``--workers`` spreads the
+rest over processes.
 
 ``fusions`` measures zoom (budget 1, each runner's tuned settings) under each fusion (box voting
-of every cluster, or only of those the zoomed pass added to) on every photo of other sets, AP
-"all", beside single scale; nothing is chosen from it.
+of every cluster, or only of those the zoomed pass added to, or hard NMS) on every photo of other
+sets, AP "all", beside single scale; nothing is chosen from it.
 
 ``test`` runs, on every photo of ``wider_val_fullres`` (official Easy / Medium / Hard), each
 method with the real detector: single scale + NMS 0.4; single + box voting; native + full 2x pass
@@ -59,6 +63,7 @@ GRID = {
     "seed_score": (0.05, 0.1),
     "weight": (0.7, 0.8, 0.9),
     "fusion": FUSIONS,
+    "host_score": (None, 0.3, 0.5),  # None: no containment gate (the key is left out)
 }
 # Budget 1 spends what the seeds ask for: a cap only clipped the gain on the training photos.
 FIXED = {"keep_factor": 2.0, "rule": "cells", "budget": 1.0}
@@ -69,6 +74,12 @@ TOLERANCE = 0.002  # medium / large AP may fall this much (fraction) below singl
 # Crops may cover at most this share of a photo: the zoomed pass then costs <= 1.2 first passes,
 # under half of a full 2x pass (the issue's bar: <= 60% of its time).
 MAX_AREA = 0.3
+# Settings within this much AP "all" (fraction) of the best are a tie, broken by the fusion that
+# leaves more of the first pass as it was. On wider_train the fusions differed by 0.01-0.08 AP,
+# while on roboflow_faces_gray voting every cluster cost SCRFD-500M 2.5 AP more than voting only
+# the zoomed ones (docs/zoom.md): a gain that small does not pay for the risk.
+TIE = 0.001
+CAUTIOUS = ("nms", "vote_zoomed", "vote")  # most of the first pass kept first
 
 
 def finish(det: Detections) -> Detections:
@@ -78,20 +89,19 @@ def finish(det: Detections) -> Detections:
 
 
 def vote(passes: list[Detections], fusion: str = "vote") -> Detections:
-    """Box voting over the pooled passes; ``"vote_zoomed"``: only clusters the later ones touch."""
-    zoomed_from = None if fusion == "vote" else len(passes[0])
-    return finish(merge(None, concat(passes), zoomed_from=zoomed_from))
+    """The pooled passes fused as ``fusion`` says; the first pass is the unzoomed one."""
+    return finish(merge(None, concat(passes), fusion=fusion, zoomed_from=len(passes[0])))
 
 
 def simulate(first: Detections, twice: Detections, size: tuple[int, int], **opts) -> Detections:
     """Zoom from cached passes: the 2x candidates centred in the selected regions, size-gated."""
     keep_factor, weight = opts.pop("keep_factor"), opts.pop("weight", 1.0)
-    fusion = opts.pop("fusion", "vote")
+    fusion, host = opts.pop("fusion", "vote"), opts.pop("host_score", None)
     regions = select_regions(first, size, **opts)
     inside = torch.zeros(len(twice), dtype=torch.bool)
     for region in regions:
         inside |= owned(twice, region)
-    kept = gate(twice[inside], keep_factor * opts["small"], weight)
+    kept = gate(twice[inside], keep_factor * opts["small"], weight, first=first, host_score=host)
     crops = crop_boxes(regions, math.ceil(opts["small"]), size)  # what zoom() feeds the detector
     area = float(((crops[:, 2:] - crops[:, :2]).prod(dim=1)).sum()) / (size[0] * size[1])
     return vote([first, kept], fusion), area
@@ -112,19 +122,16 @@ def load_passes(cache: CandidateCache, dataset: FaceDataset, det: str) -> dict:
     }
 
 
-def tune_runner(passes: dict, dataset: FaceDataset) -> dict:
-    sizes = {s.name: s.image_size for s in dataset}
-    out = {
+def tune_runner(passes: dict, dataset: FaceDataset, runs: RunSettings) -> dict:
+    keys = list(GRID)
+    combos = [
+        {k: x for k, x in zip(keys, v) if x is not None} for v in itertools.product(*GRID.values())
+    ]
+    return {
         "single": scores({n: postprocess(a, "hard") for n, (a, _) in passes.items()}, dataset),
         "full_2x": scores({n: vote([a, b]) for n, (a, b) in passes.items()}, dataset),
-        "runs": [],
+        "runs": runs([{**FIXED, **c} for c in combos]),
     }
-    keys = list(GRID)
-    combos = [dict(zip(keys, v)) for v in itertools.product(*GRID.values())]
-    combos = [{**FIXED, **c} for c in combos]
-    for opts in combos:
-        out["runs"].append(run_setting(passes, sizes, dataset, opts))
-    return out
 
 
 def run_setting(passes, sizes, dataset, opts) -> dict:
@@ -135,50 +142,97 @@ def run_setting(passes, sizes, dataset, opts) -> dict:
     return {"opts": opts, "ap": scores(preds, dataset), "area": statistics.mean(areas)}
 
 
+_JOB: tuple = ()  # (passes, sizes, dataset) for forked workers, which inherit it
+
+
+def _run_job(opts: dict) -> dict:
+    return run_setting(*_JOB, opts)
+
+
+class RunSettings:
+    """``run_setting`` for many settings of one runner: reused from an earlier tune's JSON when
+    that measured the same settings on the same photos (the simulation is deterministic), the
+    rest spread over ``workers`` forked processes."""
+
+    def __init__(self, passes, dataset: FaceDataset, reuse: list[dict], workers: int = 1):
+        self.job = (passes, {s.name: s.image_size for s in dataset}, dataset)
+        self.known = {json.dumps(r["opts"], sort_keys=True): r for r in reuse}
+        self.workers = workers
+
+    def __call__(self, settings: list[dict]) -> list[dict]:
+        global _JOB
+        todo = [o for o in settings if json.dumps(o, sort_keys=True) not in self.known]
+        if self.workers > 1 and len(todo) > 1:
+            import multiprocessing
+
+            _JOB = self.job
+            with multiprocessing.get_context("fork").Pool(self.workers) as pool:
+                done = pool.map(_run_job, todo, chunksize=1)
+        else:
+            done = [run_setting(*self.job, o) for o in todo]
+        self.known.update({json.dumps(r["opts"], sort_keys=True): r for r in done})
+        return [self.known[json.dumps(o, sort_keys=True)] for o in settings]
+
+
+def earlier_runs(path: str | None, det: str) -> list[dict]:
+    """Every run an earlier tune JSON measured for ``det`` on the same photos (grid and sweeps)."""
+    if not path:
+        return []
+    old = json.loads(Path(path).read_text())
+    sweeps = [per[det] for per in old.get("sweeps", {}).values() if det in per]
+    return old["per_runner"].get(det, {}).get("runs", []) + sweeps
+
+
 def admissible(run: dict, single: dict) -> bool:
     kept = all(run["ap"][k] >= single[k] - TOLERANCE for k in ("medium", "large"))
     return kept and run["area"] <= MAX_AREA
 
 
 def best(runs: list[dict], singles: list[dict]) -> dict | None:
-    """The run with the highest mean AP "all" over runners that is admissible for every runner."""
+    """The run admissible for every runner with the best mean AP "all", fusions within a tie.
+
+    Runs within :data:`TIE` of the best mean count as equal, and among them the fusion that
+    changes the first pass least wins (:data:`CAUTIOUS`), then the higher mean.
+    """
     ok = [i for i in range(len(runs[0])) if all(admissible(r[i], s) for r, s in zip(runs, singles))]
     if not ok:
         return None
-    i = max(ok, key=lambda i: statistics.mean(r[i]["ap"]["all"] for r in runs))
+    mean = {i: statistics.mean(r[i]["ap"]["all"] for r in runs) for i in ok}
+    tied = [i for i in ok if mean[i] >= max(mean.values()) - TIE]
+    i = min(tied, key=lambda i: (CAUTIOUS.index(runs[0][i]["opts"]["fusion"]), -mean[i]))
     return runs[0][i]["opts"]
 
 
 def tune(args: argparse.Namespace) -> dict:
     dataset = load_dataset(args.train)
     cache = CandidateCache(args.cache, Path(args.train).resolve().name)
-    result, passes = {}, {}
+    if args.reuse and json.loads(Path(args.reuse).read_text())["images"] != len(dataset):
+        sys.exit(f"{args.reuse} was tuned on another number of photos; drop --reuse")
+    result, runs = {}, {}
     for det in args.runners:
         dump_dataset(get_detector(det), det, dataset, cache, (1.0, 2.0), progress=False)
-        passes[det] = load_passes(cache, dataset, det)
-        result[det] = tune_runner(passes[det], dataset)
+        passes = load_passes(cache, dataset, det)
+        runs[det] = RunSettings(passes, dataset, earlier_runs(args.reuse, det), args.workers)
+        result[det] = tune_runner(passes, dataset, runs[det])
         print(f"{det}: single {result[det]['single']} full 2x {result[det]['full_2x']}", flush=True)
     singles = [result[d]["single"] for d in args.runners]
     chosen = best([result[d]["runs"] for d in args.runners], singles)
     per_detector = {d: best([result[d]["runs"]], [result[d]["single"]]) for d in args.runners}
     if chosen is None or None in per_detector.values():
         sys.exit("no setting keeps medium and large faces at single scale")
-    sizes = {s.name: s.image_size for s in dataset}
+    keys = [
+        (rule, cell, budget)
+        for rule, cell, budget in itertools.product(RULES, *SWEEP.values())
+        if rule == "cells" or cell == SWEEP["cell"][0]  # the grid's tiles ignore the cell size
+    ]
+    swept = {
+        d: runs[d]([{**per_detector[d], "rule": r, "cell": c, "budget": b} for r, c, b in keys])
+        for d in args.runners
+    }
     sweeps = {}
-    for rule, cell, budget in itertools.product(RULES, *SWEEP.values()):
-        if rule == "grid" and cell != SWEEP["cell"][0]:
-            continue  # the grid's tiles do not depend on the cell size
+    for i, (rule, cell, budget) in enumerate(keys):
         key = f"{rule}@{budget}" + (f"/{cell}" if rule == "cells" else "")
-        sweeps[key] = {
-            d: run_setting(
-                passes[d],
-                sizes,
-                dataset,
-                {**per_detector[d], "rule": rule, "cell": cell, "budget": budget},
-            )
-            for d in args.runners
-        }
-        print(key, {d: sweeps[key][d]["ap"] for d in args.runners}, flush=True)
+        sweeps[key] = {d: swept[d][i] for d in args.runners}
     return {
         "dataset": dataset.name,
         "images": len(dataset),
@@ -293,9 +347,10 @@ def fusions(args: argparse.Namespace) -> dict:
                 image = dataset.load_image(i)
                 first = runner.detect(image)
                 preds["single"][sample.name] = postprocess(first, "hard")
-                for f in FUSIONS:
-                    det_f = zoom(runner.detect, image, first_pass=first, **{**opts, "fusion": f})
-                    preds[f][sample.name] = finish(det_f)
+                pooled = zoom(runner.detect, image, first_pass=first, pool_only=True, **opts)
+                for f in FUSIONS:  # one zoomed pass, fused each way
+                    fused = merge(None, pooled, fusion=f, zoomed_from=len(first))
+                    preds[f][sample.name] = finish(fused)
             out["sets"][name]["runners"][det] = {
                 k: evaluate(v, dataset, ("all",)).ap["all"] for k, v in preds.items()
             }
@@ -412,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="step", required=True)
     t = sub.add_parser("tune")
     t.add_argument("--train", default=str(shared_path("data", "wider_train")))
+    t.add_argument("--reuse", help="an earlier tune JSON: settings it measured are not re-run")
+    t.add_argument("--workers", type=int, default=1, help="processes for the settings")
     e = sub.add_parser("test")
     e.add_argument("--test", default=str(shared_path("data", "wider_val_fullres")))
     e.add_argument("--limit", type=int, help="only the first N test photos (a quick check)")
@@ -424,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--sets", nargs="+", default=["roboflow_faces_gray", "facemask_kaggle"])
     m = sub.add_parser("table", help="print the markdown tables of a test JSON")
     m.add_argument("json_in", nargs="+", help="test JSONs (their runners are merged)")
+    m.add_argument("--json", help="also write the merged test JSON here")
     for q in (t, e, f):
         q.add_argument("--runners", nargs="+", default=list(RUNNERS))
         q.add_argument("--cache", default="cache")
@@ -431,8 +489,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.step == "table":
         parts = [json.loads(Path(f).read_text()) for f in args.json_in]
-        result = {**parts[0], "runners": {k: v for p in parts for k, v in p["runners"].items()}}
+        merged = {
+            key: {k: v for p in parts for k, v in p[key].items()} for key in ("zoom", "runners")
+        }
+        result = {**parts[0], **merged}
         print(table(result) + "\n\n" + other_table(result))
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=1))
         return 0
     out = {"tune": tune, "test": test, "fusions": fusions}[args.step](args)
     if args.json:

@@ -4,8 +4,9 @@ Multi-scale testing finds the small faces a detector misses at the photo's own s
 times its cost, and it can make large faces worse (seen at 2x they outgrow the detector). Zoom
 runs the detector once on the photo, picks the parts of it that hold small or uncertain candidates
 (within an area ``budget``), runs the detector again on just those parts at ``scale``, keeps from
-that pass only the faces too small for the first one, and fuses both passes by box voting (or by
-the ranker when a ``refiner`` is given).
+that pass only the faces too small for the first one, and fuses both passes: box voting of the
+clusters the zoomed pass added to, the first pass's NMS result elsewhere (or the ranker, when a
+``refiner`` is given).
 
     >>> import crface
     >>> detector = crface.detectors.get_detector("retinaface")       # doctest: +SKIP
@@ -38,8 +39,9 @@ if TYPE_CHECKING:
 
 RULES = ("cells", "grid")
 # "vote": box voting merges every cluster of the pooled passes; "vote_zoomed": only the clusters
-# the zoomed pass added to, the others keep their top box (hard NMS, as a single pass).
-FUSIONS = ("vote", "vote_zoomed")
+# the zoomed pass added to, the others keep their top box (hard NMS, as a single pass); "nms": every
+# cluster keeps its top box (hard NMS over both passes).
+FUSIONS = ("vote", "vote_zoomed", "nms")
 GRID = 4  # the "grid" rule's tiles per side: a fixed 4 x 4 split of the photo, the baseline
 SIZE_KEYS = ("image_size", "input_size")
 
@@ -50,7 +52,7 @@ GENERIC: dict[str, Any] = {
     "seed_score": 0.1,
     "weight": 0.7,
     "budget": 1.0,
-    "fusion": "vote",
+    "fusion": "vote_zoomed",
 }
 TUNED: dict[str, dict[str, Any]] = {
     "retinaface": {
@@ -58,15 +60,21 @@ TUNED: dict[str, dict[str, Any]] = {
         "seed_score": 0.05,
         "weight": 0.7,
         "budget": 1.0,
-        "fusion": "vote",
+        "fusion": "vote_zoomed",
     },
-    "yunet_n": {"small": 24.0, "seed_score": 0.1, "weight": 0.9, "budget": 1.0, "fusion": "vote"},
+    "yunet_n": {
+        "small": 24.0,
+        "seed_score": 0.1,
+        "weight": 0.9,
+        "budget": 1.0,
+        "fusion": "vote_zoomed",
+    },
     "scrfd_500m": {
         "small": 24.0,
         "seed_score": 0.1,
         "weight": 0.8,
         "budget": 1.0,
-        "fusion": "vote",
+        "fusion": "vote_zoomed",
     },
 }
 
@@ -77,6 +85,7 @@ __all__ = [
     "TUNED",
     "fuse",
     "gate",
+    "inside_faces",
     "longer_side",
     "merge",
     "select_regions",
@@ -217,6 +226,7 @@ def zoom(
     cell: int = 64,
     keep_below: float | None = None,
     weight: float | None = None,
+    host_score: float | bool | None = None,
     fusion: str | None = None,
     vote_iou: float = 0.4,
     rerank_kwargs: dict[str, Any] | None = None,
@@ -250,9 +260,12 @@ def zoom(
         keep_below: keep from the zoomed pass only candidates whose longer side is under this
             many photo pixels (default ``2 * small``): large faces come back worse at 2x.
         weight: factor on the zoomed pass's scores (see :func:`gate`).
-        fusion: how box voting fuses the passes (:data:`FUSIONS`): ``"vote"`` merges every
-            cluster, ``"vote_zoomed"`` only those the zoomed pass added to (elsewhere the
-            first pass's NMS result stands). With a ``refiner``, its rerank fuses instead.
+        host_score: drop zoomed candidates lying inside a first-pass candidate scoring at least
+            this that is larger (:func:`inside_faces`); ``False`` keeps them.
+        fusion: how the passes are fused without a ranker (:data:`FUSIONS`): ``"vote"``
+            (box voting) merges every cluster, ``"vote_zoomed"`` only those the zoomed pass
+            added to (elsewhere the first pass's NMS result stands), ``"nms"`` none (hard NMS
+            over both passes). With a ``refiner``, its rerank fuses instead.
         vote_iou: IoU threshold of the box voting that fuses the passes.
         rerank_kwargs: options for :meth:`Refiner.rerank` when ``refiner`` is given.
         first_pass: the first pass's candidates when the caller already has them
@@ -284,7 +297,11 @@ def zoom(
     if not scale > 1:
         raise ValueError(f"scale must be > 1 (the zoomed pass upscales); got {scale!r}")
     given = {"budget": budget, "small": small, "seed_score": seed_score, "weight": weight}
-    opts = {**settings(detector), **{k: v for k, v in given.items() if v is not None}}
+    given["host_score"] = host_score
+    opts = {"host_score": None, **settings(detector)}
+    opts |= {k: v for k, v in given.items() if v is not None}
+    if opts["host_score"] is False:  # the caller keeps what a tuned setting would drop
+        opts["host_score"] = None
     fusion = _check_fusion(fusion, refiner, opts["fusion"])
     run = runner(detect_fn, adapter, **adapter_kwargs)
     array = as_array(image)
@@ -305,12 +322,13 @@ def zoom(
         cell=cell,
     )
     second = detect_regions(run, array, regions, scale=scale, margin=math.ceil(small))
-    second = gate(second, keep_below or 2 * small, opts["weight"])
+    second = gate(
+        second, keep_below or 2 * small, opts["weight"], first=first, host_score=opts["host_score"]
+    )
     pooled = concat([first, second])
     if pool_only:
         return pooled
-    zoomed_from = None if fusion == "vote" else len(first)
-    return merge(image, pooled, refiner, rerank_kwargs, vote_iou, zoomed_from)
+    return merge(image, pooled, refiner, rerank_kwargs, vote_iou, fusion, len(first))
 
 
 def _check_fusion(fusion: str | None, refiner: Refiner | None, tuned: str) -> str:
@@ -331,14 +349,15 @@ def merge(
     refiner: Refiner | None = None,
     rerank_kwargs: dict[str, Any] | None = None,
     vote_iou: float = 0.4,
-    zoomed_from: int | None = None,
+    fusion: str = "vote",
+    zoomed_from: int = 0,
 ) -> Detections:
     """Fuse pooled candidates once for the whole photo: the ranker when given, else box voting.
 
     ``indices`` are renumbered to the pooled rows, so they point into ``pooled``. Box voting
     fuses the candidates scoring at least WIDER's test threshold
-    (:data:`crface.eval.baselines.SCORE_THRESHOLD`); given ``zoomed_from`` (the first pooled row
-    of the zoomed pass), it merges only the clusters that hold one of the zoomed pass's rows.
+    (:data:`crface.eval.baselines.SCORE_THRESHOLD`), merging the clusters ``fusion`` names
+    (:data:`FUSIONS`); ``zoomed_from`` is the first pooled row of the zoomed pass.
     """
     pooled = Detections(pooled.boxes, pooled.scores, landmarks=pooled.landmarks)
     if refiner is not None:
@@ -348,8 +367,9 @@ def merge(
     # score, and their weight in a cluster's mean is negligible.
     scored = pooled.scores >= SCORE_THRESHOLD
     voted = None
-    if zoomed_from is not None:
-        voted = (torch.arange(len(pooled), device=scored.device) >= zoomed_from)[scored]
+    if fusion != "vote":  # "nms": no row is voted; "vote_zoomed": the zoomed pass's rows
+        zoomed = zoomed_from if fusion == "vote_zoomed" else len(pooled)
+        voted = (torch.arange(len(pooled), device=scored.device) >= zoomed)[scored]
     return fuse(pooled[scored], vote_iou, voted=voted)  # indices stay pooled rows
 
 
@@ -358,16 +378,54 @@ def longer_side(boxes: Tensor) -> Tensor:
     return (boxes[:, 2:] - boxes[:, :2]).amax(dim=1)
 
 
-def gate(second: Detections, keep_below: float, weight: float = 1.0) -> Detections:
+def gate(
+    second: Detections,
+    keep_below: float,
+    weight: float = 1.0,
+    *,
+    first: Detections | None = None,
+    host_score: float | None = None,
+) -> Detections:
     """What the zoomed pass may add: faces too small for the first pass, scores scaled by ``weight``.
 
     Large faces come back worse at 2x, so only candidates whose longer side is under
     ``keep_below`` photo pixels stay. Seen at 2x, small faces and small false positives also
     score higher than a pass at the photo's own size scores anything that small, and would push
     below them the larger faces the first pass found: ``weight`` < 1 puts them back in line.
+    With ``host_score``, candidates lying inside a face of ``first`` (see :func:`inside_faces`)
+    go too: at 2x, eyes and mouths of faces the first pass already found pass for small faces.
     """
-    second = second[longer_side(second.boxes) < keep_below]
+    keep = longer_side(second.boxes) < keep_below
+    if host_score is not None and first is not None:
+        keep &= ~inside_faces(second.boxes, first[first.scores >= host_score].boxes)
+    second = second[keep]
     return Detections(second.boxes, second.scores * weight, second.indices, second.landmarks)
+
+
+INSIDE = 0.8  # share of a candidate's area inside a host face that makes it part of that face
+HOST_RATIO = 1.5  # a host face's longer side is at least this many times the candidate's
+
+
+def inside_faces(boxes: Tensor, hosts: Tensor) -> Tensor:
+    """``Tensor[N]`` bool: ``boxes`` lying inside a larger one of ``hosts`` (``Tensor[H, 4]``).
+
+    A box is inside a host when :data:`INSIDE` of its area is, and the host's longer side is at
+    least :data:`HOST_RATIO` times its own: a face does not hold a smaller face, so such a box is a
+    part of the host (the same face, as large, is not inside it).
+
+    Example:
+        >>> inside_faces(torch.tensor([[10.0, 10, 20, 20], [0, 0, 30, 30]]), torch.tensor([[0.0, 0, 32, 32]])).tolist()
+        [True, False]
+    """
+    if len(boxes) == 0 or len(hosts) == 0:
+        return torch.zeros(len(boxes), dtype=torch.bool, device=boxes.device)
+    hosts = hosts.to(boxes)
+    lt = torch.maximum(boxes[:, None, :2], hosts[None, :, :2])
+    rb = torch.minimum(boxes[:, None, 2:], hosts[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(dim=2)
+    area = (boxes[:, 2:] - boxes[:, :2]).prod(dim=1).clamp(min=1e-6)
+    larger = longer_side(hosts)[None, :] >= HOST_RATIO * longer_side(boxes)[:, None]
+    return ((inter >= INSIDE * area[:, None]) & larger).any(dim=1)
 
 
 def fuse(pooled: Detections, iou: float = 0.4, *, voted: Tensor | None = None) -> Detections:

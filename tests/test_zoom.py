@@ -9,7 +9,7 @@ import torch
 import crface
 from crface.regions import cells_to_regions, detect_regions, map_back
 from crface.types import Detections
-from crface.zooming import fuse, gate, select_regions, zoom
+from crface.zooming import fuse, gate, inside_faces, select_regions, zoom
 
 
 def blob_detector(min_side: float = 12.0):
@@ -134,6 +134,50 @@ def test_gate_keeps_small_faces_and_scales_their_scores():
     assert kept.scores.tolist() == [pytest.approx(0.4)]
 
 
+@pytest.mark.parametrize(
+    ("box", "inside"),
+    [
+        ([10.0, 10, 20, 20], True),  # an eye of the host face: wholly inside, a third its size
+        ([0.0, 0, 30, 30], False),  # the same face seen again: as large as the host
+        ([25.0, 25, 40, 40], False),  # a neighbour overlapping the host's corner
+        ([14.0, 14, 34, 34], True),  # 20 px, 81% inside a 32 px host: 1.6x its size
+        ([20.0, 20, 40, 40], False),  # 20 px, but only 36% inside
+    ],
+)
+def test_inside_faces_finds_parts_of_larger_faces(box, inside):
+    hosts = torch.tensor([[0.0, 0, 32, 32], [100, 100, 110, 110]])
+    assert inside_faces(torch.tensor([box]), hosts).tolist() == [inside]
+    assert inside_faces(torch.tensor([box]), torch.zeros(0, 4)).tolist() == [False]
+    assert inside_faces(torch.zeros(0, 4), hosts).tolist() == []
+
+
+def test_gate_drops_zoomed_candidates_inside_confident_first_pass_faces():
+    second = Detections(
+        torch.tensor([[10.0, 10, 20, 20], [60, 60, 70, 70]]), torch.tensor([0.8, 0.7])
+    )
+    first = Detections(torch.tensor([[0.0, 0, 32, 32], [50, 50, 80, 80]]), torch.tensor([0.9, 0.2]))
+    kept = gate(second, keep_below=48, first=first, host_score=0.5)
+    assert kept.boxes.tolist() == [[60.0, 60.0, 70.0, 70.0]]  # its host scores under 0.5
+    assert len(gate(second, keep_below=48, first=first, host_score=0.1)) == 0
+    assert len(gate(second, keep_below=48, first=first)) == 2  # no host_score: no containment
+
+
+def test_zoom_host_score_false_keeps_what_the_tuned_setting_drops(monkeypatch):
+    from crface import zooming
+
+    seen = []
+    real = zooming.gate
+    monkeypatch.setattr(
+        zooming, "gate", lambda *a, **k: seen.append(k["host_score"]) or real(*a, **k)
+    )
+    monkeypatch.setitem(zooming.TUNED, "toy", {**zooming.GENERIC, "host_score": 0.4})
+    image = photo([(40, 40, 60), (200, 150, 8)])
+    zoom(blob_detector(min_side=12), image, detector="toy", seed_score=0.05)
+    zoom(blob_detector(min_side=12), image, detector="toy", seed_score=0.05, host_score=False)
+    zoom(blob_detector(min_side=12), image, detector="toy", seed_score=0.05, host_score=0.6)
+    assert seen == [0.4, None, 0.6]
+
+
 def test_zoom_finds_the_small_face_the_first_pass_half_saw():
     image = photo([(40, 40, 60), (200, 150, 8)])  # one large face, one 8 px face
     detect = blob_detector(min_side=12)
@@ -234,6 +278,25 @@ def test_zoom_vote_zoomed_leaves_a_photo_without_zoom_as_single_scale_nms():
     torch.testing.assert_close(out.boxes, single.boxes, atol=0, rtol=0)
 
 
+def test_merge_fusions_vote_the_clusters_each_names():
+    from crface.ops import box_voting
+    from crface.zooming import merge
+
+    # rows 0-1: a first-pass cluster; rows 2-3: a cluster the zoomed pass (rows >= 3) added to
+    boxes = torch.tensor([[0.0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60], [51, 50, 61, 60]])
+    pooled = Detections(boxes, torch.tensor([0.9, 0.8, 0.7, 0.6]))
+    voted = box_voting(boxes, pooled.scores, 0.4)[1]
+    expected = {
+        "vote": voted,
+        "vote_zoomed": torch.stack([boxes[0], voted[1]]),
+        "nms": boxes[[0, 2]],
+    }
+    for fusion, want in expected.items():
+        out = merge(None, pooled, fusion=fusion, zoomed_from=3)
+        assert out.indices.tolist() == [0, 2], fusion
+        torch.testing.assert_close(out.boxes, want, msg=fusion)
+
+
 def test_zoom_fusion_errors():
     refiner = crface.Refiner.load("crface-small", device="cpu")
     with pytest.raises(ValueError, match="unknown zoom fusion 'avg'; expected one of"):
@@ -287,7 +350,8 @@ def _as_settings(opts: dict) -> dict:
     assert (
         opts["keep_factor"] == 2.0 and opts["rule"] == "cells"
     )  # zoom's keep_below / rule defaults
-    return {k: opts[k] for k in ("small", "seed_score", "weight", "budget", "fusion")}
+    keys = ("small", "seed_score", "weight", "budget", "fusion", "host_score")
+    return {k: opts[k] for k in keys if k in opts}  # a tune leaves out host_score None
 
 
 def test_zoom_settings_are_those_chosen_on_wider_train():
@@ -359,7 +423,7 @@ def test_voting_skips_candidates_under_the_test_threshold_and_keeps_pooled_rows(
     torch.testing.assert_close(out.boxes, boxes[[1, 2, 3]])
 
 
-@pytest.mark.parametrize("fusion", ["vote", "vote_zoomed"])
+@pytest.mark.parametrize("fusion", ["vote", "vote_zoomed", "nms"])
 def test_cli_rerank_zoom_fuses_by_box_voting_without_a_ranker(tmp_path, monkeypatch, fusion):
     from types import SimpleNamespace
 
@@ -385,6 +449,42 @@ def test_cli_rerank_zoom_fuses_by_box_voting_without_a_ranker(tmp_path, monkeypa
     torch.testing.assert_close(got.boxes, expected.boxes)
     torch.testing.assert_close(got.scores, expected.scores)
     assert len(got) == 2  # the 8 px face the first pass half-saw is in
+
+
+@pytest.mark.parametrize(
+    ("extra", "kept"), [([], 2), (["--score-threshold", "0.7"], 1), (["--max-det", "1"], 1)]
+)
+def test_cli_rerank_zoom_without_a_ranker_keeps_the_output_limits(
+    tmp_path, monkeypatch, extra, kept
+):
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    import crface.detectors
+    from crface.cli import main
+    from crface.io import read_detections
+
+    Image.fromarray(photo([(40, 40, 60), (200, 150, 8)])).save(tmp_path / "p.png")
+    monkeypatch.setattr(
+        crface.detectors, "get_detector", lambda name: SimpleNamespace(detect=blob_detector())
+    )
+    out = tmp_path / "out.npy"
+    argv = ["rerank", str(tmp_path / "p.png"), "--detector", "retinaface", "--zoom", "2"]
+    assert main([*argv, "--fusion", "vote", *extra, "--out", str(out)]) == 0
+    got = read_detections(out)
+    assert len(got) == kept and got.scores[0] == pytest.approx(0.9)  # the large face stays
+
+
+def test_cli_rerank_zoom_without_a_ranker_refuses_nms(tmp_path, capsys):
+    from PIL import Image
+
+    from crface.cli import main
+
+    Image.fromarray(photo([])).save(tmp_path / "p.png")
+    argv = ["rerank", str(tmp_path / "p.png"), "--detector", "retinaface", "--zoom", "2"]
+    assert main([*argv, "--fusion", "vote", "--nms", "hard", "--out", "o.json"]) == 2
+    assert "drop --nms" in capsys.readouterr().err
 
 
 def test_cli_rerank_with_a_runner_uses_its_measured_settings(tmp_path, monkeypatch):

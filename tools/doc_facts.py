@@ -296,7 +296,9 @@ def zoom_chosen() -> str:
     """Per runner, the zoom settings the test ran with (those tuned on wider_train for it)."""
     keys = ("small", "seed_score", "weight", "keep_below")
     return "; ".join(
-        f"{det}: " + ", ".join(f"{k}={opts[ZOOM_DEFAULT][k]:g}" for k in keys)
+        f"{det}: "
+        + ", ".join(f"{k}={opts[ZOOM_DEFAULT][k]:g}" for k in keys)
+        + f", fusion={opts[ZOOM_DEFAULT]['fusion']}"
         for det, opts in results(ZOOM)["zoom"].items()
     )
 

@@ -31,8 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="rank",
         choices=["rank", *FUSIONS],
         help="with --zoom: how the two passes are fused: rank (default: the ranker reranks both), "
-        "or box voting without a ranker: vote (every cluster) or vote_zoomed (only the clusters "
-        "the zoomed pass added to; elsewhere the first pass's NMS stands)",
+        "or without a ranker: vote (box voting of every cluster), vote_zoomed (only of the "
+        "clusters the zoomed pass added to; elsewhere the first pass's NMS stands) or nms "
+        "(hard NMS over both passes)",
     )
     p.add_argument("--box-format", default="xyxy", choices=["xyxy", "xywh", "cxcywh"])
     p.add_argument(
@@ -78,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
                 rerank_kwargs=options if ranked else None,
                 first_pass=cands,
             )
+            if not ranked:  # the rerank applies these itself
+                faces = faces[faces.scores >= args.score_threshold][: args.max_det]
     else:
         cands = read_detections(args.detections, args.box_format)
     if args.zoom is None:
@@ -95,6 +98,11 @@ def _check_zoom_args(args: argparse.Namespace) -> None:
     if args.fusion != "rank" and args.zoom is None:
         raise CLIError(
             f"--fusion {args.fusion} fuses --zoom's two passes: pass --zoom 2 too, or drop --fusion"
+        )
+    if args.fusion != "rank" and args.nms is not None:
+        raise CLIError(
+            f"--nms chooses the suppression after a rerank, and --fusion {args.fusion} runs no "
+            "ranker: drop --nms (--fusion nms is hard NMS over both passes)"
         )
 
 
