@@ -14,7 +14,10 @@ for a grid of settings and picks, per runner and for any detector (one setting a
 every runner), the best AP "all" among the settings whose medium and large-face AP stay at single
 scale or above (0.2 tolerance) and whose crops cover at most 30% of the photo (the time bar).
 Settings within 0.1 AP "all" of the best tie, and the tie goes to the fusion that changes the
-first pass least (hard NMS, then voting only the zoomed clusters, then voting every cluster).
+first pass least (hard NMS, then voting only the zoomed clusters, then voting every cluster), then
+to the containment gate on (zoomed boxes inside a confident, larger first-pass face dropped).
+For a runner whose own single pass box voting improves at every face size, voting is no risk to
+it, and the fusion order is reversed (every cluster voted first).
 ``--reuse`` takes the settings an earlier tune JSON measured from it; ``--workers`` spreads the
 rest over processes.
 
@@ -63,7 +66,7 @@ GRID = {
     "seed_score": (0.05, 0.1),
     "weight": (0.7, 0.8, 0.9),
     "fusion": FUSIONS,
-    "host_score": (None, 0.3, 0.5),  # None: no containment gate (the key is left out)
+    "host_score": (None, 0.5),  # None: no containment gate (the key is left out)
 }
 # Budget 1 spends what the seeds ask for: a cap only clipped the gain on the training photos.
 FIXED = {"keep_factor": 2.0, "rule": "cells", "budget": 1.0}
@@ -75,11 +78,12 @@ TOLERANCE = 0.002  # medium / large AP may fall this much (fraction) below singl
 # under half of a full 2x pass (the issue's bar: <= 60% of its time).
 MAX_AREA = 0.3
 # Settings within this much AP "all" (fraction) of the best are a tie, broken by the fusion that
-# leaves more of the first pass as it was. On wider_train the fusions differed by 0.01-0.08 AP,
+# leaves more of the first pass as it was, then by the containment gate (host_score) on. On wider_train the fusions differed by 0.01-0.08 AP,
 # while on roboflow_faces_gray voting every cluster cost SCRFD-500M 2.5 AP more than voting only
 # the zoomed ones (docs/zoom.md): a gain that small does not pay for the risk.
 TIE = 0.001
 CAUTIOUS = ("nms", "vote_zoomed", "vote")  # most of the first pass kept first
+SIZES = ("small", "medium", "large")  # ap_by_size's buckets
 
 
 def finish(det: Detections) -> Detections:
@@ -129,6 +133,7 @@ def tune_runner(passes: dict, dataset: FaceDataset, runs: RunSettings) -> dict:
     ]
     return {
         "single": scores({n: postprocess(a, "hard") for n, (a, _) in passes.items()}, dataset),
+        "single_vote": scores({n: vote([a]) for n, (a, _) in passes.items()}, dataset),
         "full_2x": scores({n: vote([a, b]) for n, (a, b) in passes.items()}, dataset),
         "runs": runs([{**FIXED, **c} for c in combos]),
     }
@@ -188,18 +193,31 @@ def admissible(run: dict, single: dict) -> bool:
     return kept and run["area"] <= MAX_AREA
 
 
-def best(runs: list[dict], singles: list[dict]) -> dict | None:
+def voting_helps(result: dict) -> bool:
+    """Whether box voting improves the runner's own single pass at every face size."""
+    return all(result["single_vote"][k] >= result["single"][k] for k in SIZES)
+
+
+def best(runs: list[dict], singles: list[dict], prefer_vote: bool = False) -> dict | None:
     """The run admissible for every runner with the best mean AP "all", fusions within a tie.
 
     Runs within :data:`TIE` of the best mean count as equal, and among them the fusion that
-    changes the first pass least wins (:data:`CAUTIOUS`), then the higher mean.
+    changes the first pass least wins (:data:`CAUTIOUS`; with ``prefer_vote``, for runners whose
+    single pass voting improves everywhere, the reverse), then the containment gate on
+    (``host_score``: fewer zoomed boxes added), then the higher mean.
     """
+    order = CAUTIOUS[::-1] if prefer_vote else CAUTIOUS
     ok = [i for i in range(len(runs[0])) if all(admissible(r[i], s) for r, s in zip(runs, singles))]
     if not ok:
         return None
     mean = {i: statistics.mean(r[i]["ap"]["all"] for r in runs) for i in ok}
     tied = [i for i in ok if mean[i] >= max(mean.values()) - TIE]
-    i = min(tied, key=lambda i: (CAUTIOUS.index(runs[0][i]["opts"]["fusion"]), -mean[i]))
+
+    def caution(i: int) -> tuple:
+        opts = runs[0][i]["opts"]
+        return order.index(opts["fusion"]), opts.get("host_score") is None, -mean[i]
+
+    i = min(tied, key=caution)
     return runs[0][i]["opts"]
 
 
@@ -216,8 +234,11 @@ def tune(args: argparse.Namespace) -> dict:
         result[det] = tune_runner(passes, dataset, runs[det])
         print(f"{det}: single {result[det]['single']} full 2x {result[det]['full_2x']}", flush=True)
     singles = [result[d]["single"] for d in args.runners]
-    chosen = best([result[d]["runs"] for d in args.runners], singles)
-    per_detector = {d: best([result[d]["runs"]], [result[d]["single"]]) for d in args.runners}
+    helps = {d: voting_helps(result[d]) for d in args.runners}
+    chosen = best([result[d]["runs"] for d in args.runners], singles, all(helps.values()))
+    per_detector = {
+        d: best([result[d]["runs"]], [result[d]["single"]], helps[d]) for d in args.runners
+    }
     if chosen is None or None in per_detector.values():
         sys.exit("no setting keeps medium and large faces at single scale")
     keys = [
@@ -372,8 +393,11 @@ def fusion_table(result: dict) -> str:
 
 
 def zoom_options(chosen: dict, budget: float) -> dict:
+    """``zoom()``'s options for a tuned setting; a setting without ``host_score`` keeps every
+    zoomed candidate (``False``), whatever the defaults say."""
     opts = {k: v for k, v in chosen.items() if k not in ("keep_factor", "budget")}
-    return {**opts, "keep_below": chosen["keep_factor"] * chosen["small"], "budget": budget}
+    opts = {"host_score": False, **opts, "keep_below": chosen["keep_factor"] * chosen["small"]}
+    return {**opts, "budget": budget}
 
 
 LABELS = {

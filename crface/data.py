@@ -16,6 +16,7 @@ not the boxes, decide what counts; datasets without ``splits/`` count every row 
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -118,7 +119,10 @@ class FaceDataset(Sequence[Sample]):
         samples: the samples; names must be unique.
         root: the dataset folder (``None`` for annotation-only sets).
         name: a display name (default: the root folder's name).
-        has_splits: whether the keep masks come from real difficulty splits.
+        has_splits: whether the keep masks come from real difficulty splits (all three).
+        splits: the difficulty settings whose keep masks are real, when only some are (the
+            others are not reported, and :func:`crface.eval.evaluate` refuses them); overrides
+            ``has_splits``.
 
     Example:
         >>> ds = FaceDataset([Sample("a.jpg", "a.jpg", torch.zeros(0, 4), fold=0),
@@ -135,11 +139,16 @@ class FaceDataset(Sequence[Sample]):
         root: str | Path | None = None,
         name: str | None = None,
         has_splits: bool = False,
+        splits: Sequence[str] | None = None,
     ) -> None:
         self._samples = tuple(samples)
         self.root = None if root is None else Path(root)
         self.name = name or (self.root.name if self.root is not None else "dataset")
-        self.has_splits = bool(has_splits)
+        self.splits = tuple(SETTINGS if splits is None and has_splits else splits or ())
+        unknown = set(self.splits) - set(SETTINGS)
+        if unknown:
+            raise ValueError(f"unknown splits {sorted(unknown)}; expected some of {SETTINGS}")
+        self.has_splits = bool(self.splits)
         self._index: dict[str, int] = {}
         for i, s in enumerate(self._samples):
             if not isinstance(s, Sample):
@@ -150,8 +159,8 @@ class FaceDataset(Sequence[Sample]):
 
     @property
     def settings(self) -> tuple[str, ...]:
-        """The settings worth reporting: ``SETTINGS`` with difficulty splits, else ``("all",)``."""
-        return SETTINGS if self.has_splits else (ALL,)
+        """The settings worth reporting: the difficulty splits it holds, else ``("all",)``."""
+        return self.splits or (ALL,)
 
     @property
     def names(self) -> list[str]:
@@ -245,7 +254,7 @@ class FaceDataset(Sequence[Sample]):
         return self.subset(lambda s: s.fold != test_fold), test
 
     def _derive(self, samples: Iterable[Sample]) -> FaceDataset:
-        return FaceDataset(samples, root=self.root, name=self.name, has_splits=self.has_splits)
+        return FaceDataset(samples, root=self.root, name=self.name, splits=self.splits)
 
 
 def hash_fold(name: str, k: int = 5) -> int:
@@ -331,6 +340,8 @@ def load_wider_mat(gt_dir: str | Path, images_dir: str | Path | None = None) -> 
 
     Boxes come from ``face_bbx_list`` of ``wider_face_val.mat``; each setting's ``gt_list`` (1-based
     face indices) becomes its keep mask. Names are ``<event>/<file>.jpg`` as in the text file.
+    A missing difficulty file leaves its setting out of :attr:`FaceDataset.settings`, with a
+    warning naming it.
 
     Args:
         gt_dir: the folder holding the four files (or a folder with them under ``ground_truth/``).
@@ -338,7 +349,7 @@ def load_wider_mat(gt_dir: str | Path, images_dir: str | Path | None = None) -> 
             files).
 
     Raises:
-        FileNotFoundError: naming a missing .mat file.
+        FileNotFoundError: ``wider_face_val.mat`` is missing (naming its path).
         ImportError: scipy is not installed.
         ValueError: inconsistent contents (naming the file and image).
     """
@@ -347,12 +358,19 @@ def load_wider_mat(gt_dir: str | Path, images_dir: str | Path | None = None) -> 
         gt_dir = gt_dir / "ground_truth"
     images = gt_dir / "images" if images_dir is None else Path(images_dir)
     sio = require("scipy.io", "reading WIDER .mat files")
-    mats = {}
-    for key in ("face", *SETTINGS):
-        path = gt_dir / f"wider_{key}_val.mat"
-        if not path.is_file():
-            raise FileNotFoundError(f"WIDER ground-truth file not found: {path}")
-        mats[key] = sio.loadmat(str(path))
+    if not (gt_dir / "wider_face_val.mat").is_file():
+        raise FileNotFoundError(
+            f"WIDER ground-truth file not found: {gt_dir / 'wider_face_val.mat'}"
+        )
+    splits = [s for s in SETTINGS if (gt_dir / f"wider_{s}_val.mat").is_file()]
+    if len(splits) < len(SETTINGS):
+        missing = [f"wider_{s}_val.mat" for s in SETTINGS if s not in splits]
+        warnings.warn(
+            f"{gt_dir} lacks {', '.join(missing)}: those settings are not scored "
+            f"(the dataset reports {tuple(splits) or ('all',)})",
+            stacklevel=2,
+        )
+    mats = {k: sio.loadmat(str(gt_dir / f"wider_{k}_val.mat")) for k in ("face", *splits)}
     face = mats["face"]
     samples = []
     for e, event_cell in enumerate(face["event_list"][:, 0]):
@@ -363,7 +381,7 @@ def load_wider_mat(gt_dir: str | Path, images_dir: str | Path | None = None) -> 
             name = f"{event}/{file_cell.ravel()[0]}.jpg"
             xywh = np.asarray(boxes[j], dtype=np.float64).reshape(-1, 4)
             keep = {}
-            for s in SETTINGS:
+            for s in splits:
                 idx = np.asarray(mats[s]["gt_list"][e, 0][j, 0], dtype=np.int64).ravel() - 1
                 if idx.size and (idx.min() < 0 or idx.max() >= len(xywh)):
                     raise ValueError(
@@ -374,7 +392,7 @@ def load_wider_mat(gt_dir: str | Path, images_dir: str | Path | None = None) -> 
                 mask[torch.from_numpy(idx)] = True
                 keep[s] = mask
             samples.append(Sample(name, images / name, _xywh_to_xyxy(xywh), keep))
-    return FaceDataset(samples, root=None, name="wider_face_val", has_splits=True)
+    return FaceDataset(samples, root=None, name="wider_face_val", splits=splits)
 
 
 def _resolve_root(root: str | Path) -> Path:

@@ -53,6 +53,7 @@ GENERIC: dict[str, Any] = {
     "weight": 0.7,
     "budget": 1.0,
     "fusion": "vote_zoomed",
+    "host_score": 0.5,
 }
 TUNED: dict[str, dict[str, Any]] = {
     "retinaface": {
@@ -67,7 +68,8 @@ TUNED: dict[str, dict[str, Any]] = {
         "seed_score": 0.1,
         "weight": 0.9,
         "budget": 1.0,
-        "fusion": "vote_zoomed",
+        "fusion": "vote",
+        "host_score": 0.5,
     },
     "scrfd_500m": {
         "small": 24.0,
@@ -75,6 +77,7 @@ TUNED: dict[str, dict[str, Any]] = {
         "weight": 0.8,
         "budget": 1.0,
         "fusion": "vote_zoomed",
+        "host_score": 0.5,
     },
 }
 

@@ -16,6 +16,7 @@ from crface.data import (
     load_wider_mat,
     load_wider_txt,
 )
+from crface.eval import evaluate
 
 LABELS = """\
 0--Parade/a.jpg
@@ -292,8 +293,20 @@ def test_mat_errors(tmp_path):
         load_wider_mat(tmp_path)
     _write_mat(tmp_path / "gt")
     (tmp_path / "gt" / "wider_medium_val.mat").unlink()
-    with pytest.raises(FileNotFoundError, match=r"wider_medium_val\.mat"):
-        load_wider_mat(tmp_path / "gt")
+    with pytest.warns(UserWarning, match=r"lacks wider_medium_val\.mat: those settings are not"):
+        mat = load_wider_mat(tmp_path / "gt")
+    assert mat.settings == ("easy", "hard")  # medium is not scored as if every face counted
+    assert evaluate({}, mat, settings=("all", "easy")).num_images == 3
+    with pytest.raises(
+        ValueError, match=r"has no 'medium' split \(its settings: \('easy', 'hard'\)\)"
+    ):
+        evaluate({}, mat, settings=("medium",))
+    for name in ("easy", "hard"):
+        (tmp_path / "gt" / f"wider_{name}_val.mat").unlink()
+    with pytest.warns(
+        UserWarning, match="wider_easy_val.mat, wider_medium_val.mat, wider_hard_val.mat"
+    ):
+        assert load_wider_mat(tmp_path / "gt").settings == ("all",)
 
 
 # ----------------------------------------------------------------------------- real data
@@ -382,3 +395,9 @@ def test_official_val_txt_and_mat(shared_dir):
     for s in val200:
         for setting in SETTINGS:
             assert torch.equal(s.keep[setting], mat.by_name(s.name).keep[setting]), s.name
+    # wider_val_fullres holds official val photos at full size: the official rows and keep lists.
+    for s in load_dataset(shared_dir / "data" / "wider_val_fullres"):
+        official = mat.by_name(s.name)
+        assert torch.equal(s.boxes, official.boxes), s.name
+        for setting in SETTINGS:
+            assert torch.equal(s.keep[setting], official.keep[setting]), (s.name, setting)

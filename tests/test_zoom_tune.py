@@ -32,6 +32,25 @@ def test_best_breaks_ties_by_the_cautious_fusion(runs, fusion) -> None:
     assert bench.best([runs], [SINGLE])["fusion"] == fusion
 
 
+def test_best_prefers_voting_for_a_runner_that_voting_helps() -> None:
+    runs = [run("vote", 0.5993), run("vote_zoomed", 0.5999), run("nms", 0.6)]
+    assert bench.best([runs], [SINGLE])["fusion"] == "nms"
+    assert bench.best([runs], [SINGLE], prefer_vote=True)["fusion"] == "vote"
+    sizes = {"small": 0.3, "medium": 0.8, "large": 0.9}
+    worse = {**sizes, "large": 0.899}
+    assert bench.voting_helps({"single": sizes, "single_vote": {**sizes, "small": 0.31}})
+    assert not bench.voting_helps({"single": sizes, "single_vote": {**worse, "small": 0.4}})
+
+
+def test_best_among_tied_fusions_takes_the_containment_gate() -> None:
+    gated = run("vote_zoomed", 0.5992)
+    gated["opts"]["host_score"] = 0.5
+    runs = [run("vote", 0.6), run("vote_zoomed", 0.5999), gated]
+    assert bench.best([runs], [SINGLE])["host_score"] == 0.5  # tied: fewer zoomed boxes added
+    gated["ap"]["all"] = 0.598  # beyond the tie
+    assert "host_score" not in bench.best([runs], [SINGLE])
+
+
 def test_best_among_ties_takes_the_higher_mean_and_needs_every_runner() -> None:
     a = [run("vote_zoomed", 0.5995), run("vote_zoomed", 0.5999), run("vote", 0.6)]
     assert bench.best([a], [SINGLE])["weight"] == 0.5999

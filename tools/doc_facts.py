@@ -280,14 +280,15 @@ def zoom_settings() -> str:
     """Markdown: the zoom settings tuned on wider_train, per runner and for any other detector."""
     tuned = results("zoom_tune.json")
     rows = [
-        "| detector | small | seed_score | weight | keep_below | budget | fusion |",
-        "|---|---|---|---|---|---|---|",
+        "| detector | small | seed_score | weight | keep_below | budget | fusion | host_score |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     named = [("any other (`detector=None`)", tuned["chosen"]), *tuned["per_detector"].items()]
     for name, o in named:
+        host = "off" if o.get("host_score") is None else f"{o['host_score']:g}"
         rows.append(
             f"| {name} | {o['small']:g} | {o['seed_score']:g} | {o['weight']:g} "
-            f"| {o['keep_factor'] * o['small']:g} | {o['budget']:g} | {o['fusion']} |"
+            f"| {o['keep_factor'] * o['small']:g} | {o['budget']:g} | {o['fusion']} | {host} |"
         )
     return "\n".join(rows)
 
@@ -295,12 +296,12 @@ def zoom_settings() -> str:
 def zoom_chosen() -> str:
     """Per runner, the zoom settings the test ran with (those tuned on wider_train for it)."""
     keys = ("small", "seed_score", "weight", "keep_below")
-    return "; ".join(
-        f"{det}: "
-        + ", ".join(f"{k}={opts[ZOOM_DEFAULT][k]:g}" for k in keys)
-        + f", fusion={opts[ZOOM_DEFAULT]['fusion']}"
-        for det, opts in results(ZOOM)["zoom"].items()
-    )
+
+    def line(o: dict) -> str:
+        host = f", host_score={o['host_score']:g}" if o.get("host_score") else ""
+        return ", ".join(f"{k}={o[k]:g}" for k in keys) + f", fusion={o['fusion']}" + host
+
+    return "; ".join(f"{det}: {line(o[ZOOM_DEFAULT])}" for det, o in results(ZOOM)["zoom"].items())
 
 
 FACTS: dict[str, Callable[[], str]] = {

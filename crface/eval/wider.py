@@ -182,6 +182,12 @@ def evaluate(
     for s in settings:
         if s not in (*SETTINGS, ALL):
             raise ValueError(f"unknown setting {s!r}; expected one of {(*SETTINGS, ALL)}")
+        if s != ALL and s not in dataset.splits:
+            raise ValueError(
+                f"dataset {dataset.name!r} has no {s!r} split (its settings: "
+                f"{dataset.settings}); without one, every face would count as {s}. "
+                "Load the difficulty lists (splits/ or the official .mat files) or score 'all'"
+            )
     if not 0.0 < iou_threshold <= 1.0:
         raise ValueError(f"iou_threshold must be in (0, 1]; got {iou_threshold}")
 
