@@ -78,9 +78,10 @@ TOLERANCE = 0.002  # medium / large AP may fall this much (fraction) below singl
 # under half of a full 2x pass (the bar: <= 60% of its time).
 MAX_AREA = 0.3
 # Settings within this much AP "all" (fraction) of the best are a tie, broken by the fusion that
-# leaves more of the first pass as it was, then by the containment gate (host_score) on. On wider_train the fusions differed by 0.01-0.08 AP,
-# while on roboflow_faces_gray voting every cluster cost SCRFD-500M 2.5 AP more than voting only
-# the zoomed ones (docs/zoom.md): a gain that small does not pay for the risk.
+# leaves more of the first pass as it was, then by the containment gate (host_score) on. On
+# wider_train the fusions differed by 0.01-0.08 AP, while on roboflow_faces_gray voting every
+# cluster cost SCRFD-500M 2.5 AP more than voting only the zoomed ones (docs/zoom.md): a gain that
+# small does not pay for the risk.
 TIE = 0.001
 CAUTIOUS = ("nms", "vote_zoomed", "vote")  # most of the first pass kept first
 SIZES = ("small", "medium", "large")  # ap_by_size's buckets
