@@ -74,3 +74,15 @@ def test_run_settings_measures_only_what_an_earlier_tune_did_not(monkeypatch) ->
     out = runs([{"weight": 0.7}, {"weight": 0.9}])
     assert [r["ap"] for r in out] == ["old", "new"] and measured == [{"weight": 0.9}]
     assert runs([{"weight": 0.9}])[0]["ap"] == "new" and len(measured) == 1  # measured once
+
+
+def test_other_table_shows_the_held_out_fold_in_brackets() -> None:
+    def res(ap: float, held: float | None) -> dict:
+        return {"ap": {"all": ap}, **({} if held is None else {"ap_held_out": {"all": held}})}
+
+    result = {
+        "runners": {"toy": {"test": {}, "a": {"single": res(0.5, 0.6), "zoom_1": res(0.7, 0.65)}}}
+    }
+    assert "| toy | a | 50.0 (60.0) | 70.0 (65.0) |" in bench.other_table(result)
+    result["runners"]["toy"]["a"] = {"single": res(0.5, None), "zoom_1": res(0.7, None)}
+    assert "| toy | a | 50.0 | 70.0 |" in bench.other_table(result)  # older JSONs
