@@ -163,12 +163,12 @@ class RunSettings:
 
     def __init__(self, passes, dataset: FaceDataset, reuse: list[dict], workers: int = 1):
         self.job = (passes, {s.name: s.image_size for s in dataset}, dataset)
-        self.known = {json.dumps(r["opts"], sort_keys=True): r for r in reuse}
+        self.known = {_key(r["opts"]): r for r in reuse}
         self.workers = workers
 
     def __call__(self, settings: list[dict]) -> list[dict]:
         global _JOB
-        todo = [o for o in settings if json.dumps(o, sort_keys=True) not in self.known]
+        todo = [o for o in settings if _key(o) not in self.known]
         if self.workers > 1 and len(todo) > 1:
             import multiprocessing
 
@@ -177,8 +177,13 @@ class RunSettings:
                 done = pool.map(_run_job, todo, chunksize=1)
         else:
             done = [run_setting(*self.job, o) for o in todo]
-        self.known.update({json.dumps(r["opts"], sort_keys=True): r for r in done})
-        return [self.known[json.dumps(o, sort_keys=True)] for o in settings]
+        self.known.update({_key(r["opts"]): r for r in done})
+        return [self.known[_key(o)] for o in settings]
+
+
+def _key(opts: dict) -> str:
+    """A setting as a dict key: its options, in a fixed order."""
+    return json.dumps(opts, sort_keys=True)
 
 
 def earlier_runs(path: str | None, det: str) -> list[dict]:
@@ -318,8 +323,8 @@ def test_set(runner, dataset: FaceDataset, zooms: dict, full: bool) -> dict:
         k: {"ap": evaluate(preds[k], dataset, settings).ap, "ms": statistics.median(ms[k])}
         for k in preds
     }
-    held = dataset.subset(lambda s: s.fold == HELD_OUT)
-    if not full and len(held):  # the part of the set the ranker never trained on (and no probe saw)
+    held = None if full else dataset.subset(lambda s: s.fold == HELD_OUT)
+    if held:  # the part of the set the ranker never trained on (and no probe saw)
         for k in preds:
             out[k]["ap_held_out"] = evaluate(preds[k], held, settings).ap
     return out
